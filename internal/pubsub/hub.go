@@ -1,0 +1,386 @@
+package pubsub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrUnavailable means the shared Redis subscription could not be
+// confirmed in time; the caller should refuse softly and let the client
+// retry.
+var ErrUnavailable = errors.New("pubsub: redis subscription unavailable")
+
+// Channels maps each subscribed channel to its kind. Control is the
+// channel on which other processes address one stream by id (eviction);
+// empty disables it.
+type Channels struct {
+	Kinds   map[string]Kind
+	Control string
+}
+
+// Filter says what a subscription wants: the messages of these devices,
+// of alert kinds (alerts stream) or of data kinds (data stream).
+type Filter struct {
+	Devices []string
+	Alerts  bool
+}
+
+// Stats are the hub's counters since it started.
+type Stats struct {
+	Received   int64 // channel messages read
+	Malformed  int64 // dropped: not JSON, no/invalid deviceId, too large
+	Deliveries int64 // (message, stream) pairs queued
+	Resets     int64 // shared subscriptions dropped and re-made
+}
+
+// Hub owns the process's one Redis subscription and routes its messages.
+type Hub struct {
+	rdb      redis.UniversalClient
+	channels Channels
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu       sync.RWMutex
+	index    map[string]*routes // device -> subscriptions
+	byStream map[string]*Subscription
+	barriers map[string]*Subscription // pending ping payload -> subscription
+
+	connMu  sync.Mutex
+	ps      *redis.PubSub
+	stopped chan struct{} // closed when the current reader exits
+
+	received, malformed, deliveries, resets atomic.Int64
+}
+
+type routes struct {
+	data, alerts []*Subscription
+}
+
+// NewHub returns a hub; it subscribes lazily, on the first Subscribe.
+func NewHub(rdb redis.UniversalClient, ch Channels, log *slog.Logger, now func() time.Time) *Hub {
+	if now == nil {
+		now = time.Now
+	}
+	return &Hub{
+		rdb:      rdb,
+		channels: ch,
+		log:      log,
+		now:      now,
+		index:    make(map[string]*routes),
+		byStream: make(map[string]*Subscription),
+		barriers: make(map[string]*Subscription),
+	}
+}
+
+// Subscription is one stream's registration with the hub.
+type Subscription struct {
+	hub    *Hub
+	stream string
+	filter Filter
+	Queue  *Queue
+
+	active  atomic.Bool
+	ready   chan struct{} // closed by the reader at the barrier
+	lost    chan struct{} // closed when the shared subscription was lost
+	evicted chan struct{} // closed when the control channel names this stream
+	once    sync.Once     // guards lost
+	evOnce  sync.Once     // guards evicted
+}
+
+// Lost is closed when the shared Redis subscription broke: messages may
+// have been missed, so the stream should end and let the client resume.
+func (s *Subscription) Lost() <-chan struct{} { return s.lost }
+
+// Evicted is closed when another process asked this stream to end.
+func (s *Subscription) Evicted() <-chan struct{} { return s.evicted }
+
+// Subscribe registers a stream (streamID may be empty when the stream
+// cannot be addressed) and returns once the shared subscription has
+// confirmed it: every message Redis delivers after that point and matching
+// f is offered to q; nothing delivered before it ever is. It fails with
+// ErrUnavailable when Redis does not confirm before ctx ends.
+func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, q *Queue) (*Subscription, error) {
+	s := &Subscription{
+		hub: h, stream: streamID, filter: f, Queue: q,
+		ready: make(chan struct{}), lost: make(chan struct{}), evicted: make(chan struct{}),
+	}
+	ps, err := h.conn(ctx)
+	if err != nil {
+		return nil, ErrUnavailable
+	}
+	token := "b:" + randomHex()
+	h.mu.Lock()
+	h.add(s)
+	h.barriers[token] = s
+	h.mu.Unlock()
+	if err := ps.Ping(ctx, token); err != nil {
+		s.Close()
+		h.reset(ps, err)
+		return nil, ErrUnavailable
+	}
+	select {
+	case <-s.ready:
+		return s, nil
+	case <-s.lost:
+		s.Close()
+		return nil, ErrUnavailable
+	case <-ctx.Done():
+		s.Close()
+		// A ping that gets no answer means the connection is dead (a
+		// Lambda frozen for long, a failover): start over.
+		h.reset(ps, ctx.Err())
+		return nil, ErrUnavailable
+	}
+}
+
+// SetDevices replaces the devices a subscription receives (an ownership
+// change seen by the stream).
+func (s *Subscription) SetDevices(devices []string) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unindex(s)
+	s.filter.Devices = devices
+	h.index1(s)
+}
+
+// Close removes the subscription. It is idempotent.
+func (s *Subscription) Close() {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unindex(s)
+	if s.stream != "" && h.byStream[s.stream] == s {
+		delete(h.byStream, s.stream)
+	}
+	for k, b := range h.barriers {
+		if b == s {
+			delete(h.barriers, k)
+		}
+	}
+}
+
+// Stats returns the counters.
+func (h *Hub) Stats() Stats {
+	return Stats{Received: h.received.Load(), Malformed: h.malformed.Load(), Deliveries: h.deliveries.Load(), Resets: h.resets.Load()}
+}
+
+// add indexes s; h.mu must be held.
+func (h *Hub) add(s *Subscription) {
+	h.index1(s)
+	if s.stream != "" {
+		h.byStream[s.stream] = s
+	}
+}
+
+func (h *Hub) index1(s *Subscription) {
+	for _, d := range s.filter.Devices {
+		r := h.index[d]
+		if r == nil {
+			r = &routes{}
+			h.index[d] = r
+		}
+		if s.filter.Alerts {
+			r.alerts = append(r.alerts, s)
+		} else {
+			r.data = append(r.data, s)
+		}
+	}
+}
+
+func (h *Hub) unindex(s *Subscription) {
+	for _, d := range s.filter.Devices {
+		r := h.index[d]
+		if r == nil {
+			continue
+		}
+		r.data = remove(r.data, s)
+		r.alerts = remove(r.alerts, s)
+		if len(r.data) == 0 && len(r.alerts) == 0 {
+			delete(h.index, d)
+		}
+	}
+}
+
+// remove deletes s from list without reusing list's backing array, so a
+// reader holding the old slice under RLock is never disturbed.
+func remove(list []*Subscription, s *Subscription) []*Subscription {
+	for i, x := range list {
+		if x == s {
+			out := make([]*Subscription, 0, len(list)-1)
+			out = append(out, list[:i]...)
+			return append(out, list[i+1:]...)
+		}
+	}
+	return list
+}
+
+// conn returns the shared subscription, creating it and its reader when
+// there is none.
+func (h *Hub) conn(ctx context.Context) (*redis.PubSub, error) {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.ps != nil {
+		return h.ps, nil
+	}
+	names := make([]string, 0, len(h.channels.Kinds)+1)
+	for name := range h.channels.Kinds {
+		names = append(names, name)
+	}
+	if h.channels.Control != "" {
+		names = append(names, h.channels.Control)
+	}
+	ps := h.rdb.Subscribe(ctx, names...)
+	h.ps = ps
+	h.stopped = make(chan struct{})
+	go h.read(ps, h.stopped)
+	return ps, nil
+}
+
+// reset drops the shared subscription ps (if it is still current) and tells
+// every subscription that it was lost. The next Subscribe makes a new one.
+func (h *Hub) reset(ps *redis.PubSub, cause error) {
+	h.connMu.Lock()
+	if h.ps != ps {
+		h.connMu.Unlock()
+		return
+	}
+	h.ps = nil
+	h.connMu.Unlock()
+	_ = ps.Close()
+	h.resets.Add(1)
+	h.log.Warn("pubsub subscription reset", slog.String("cause", cause.Error()))
+	h.loseAll()
+}
+
+func (h *Hub) loseAll() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	seen := make(map[*Subscription]bool)
+	for _, r := range h.index {
+		for _, list := range [2][]*Subscription{r.data, r.alerts} {
+			for _, s := range list {
+				if !seen[s] {
+					seen[s] = true
+					s.once.Do(func() { close(s.lost) })
+				}
+			}
+		}
+	}
+	for _, s := range h.barriers {
+		s.once.Do(func() { close(s.lost) })
+	}
+}
+
+// read is the one goroutine that reads the shared subscription.
+func (h *Hub) read(ps *redis.PubSub, stopped chan struct{}) {
+	defer close(stopped)
+	ctx := context.Background()
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			// The connection broke: go-redis re-subscribes on the next
+			// Receive, but what was published meanwhile is gone.
+			h.reset(ps, err)
+			return
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			h.route(m.Channel, m.Payload)
+		case *redis.Pong:
+			h.barrier(m.Payload)
+		}
+	}
+}
+
+func (h *Hub) barrier(token string) {
+	h.mu.Lock()
+	s := h.barriers[token]
+	delete(h.barriers, token)
+	h.mu.Unlock()
+	if s != nil {
+		s.active.Store(true)
+		close(s.ready)
+	}
+}
+
+func (h *Hub) route(channel, payload string) {
+	h.received.Add(1)
+	if channel == h.channels.Control && channel != "" {
+		h.control(payload)
+		return
+	}
+	kind, ok := h.channels.Kinds[channel]
+	if !ok {
+		return
+	}
+	m, err := Parse(kind, []byte(payload), h.now())
+	if err != nil {
+		h.malformed.Add(1)
+		h.log.Debug("dropped malformed message", slog.String("channel", channel), slog.String("reason", err.Error()))
+		return
+	}
+	h.mu.RLock()
+	r := h.index[m.Device]
+	var list []*Subscription
+	if r != nil {
+		if kind.ForAlerts() {
+			list = r.alerts
+		} else {
+			list = r.data
+		}
+	}
+	h.mu.RUnlock()
+	n := int64(0)
+	for _, s := range list {
+		if s.active.Load() {
+			s.Queue.Offer(m)
+			n++
+		}
+	}
+	h.deliveries.Add(n)
+}
+
+// control handles "evict <streamID>" from another process.
+func (h *Hub) control(payload string) {
+	id, ok := strings.CutPrefix(payload, "evict ")
+	if !ok {
+		return
+	}
+	h.mu.RLock()
+	s := h.byStream[id]
+	h.mu.RUnlock()
+	if s != nil {
+		s.evOnce.Do(func() { close(s.evicted) })
+	}
+}
+
+// Close ends the shared subscription (tests, local server shutdown).
+func (h *Hub) Close() {
+	h.connMu.Lock()
+	ps, stopped := h.ps, h.stopped
+	h.ps = nil
+	h.connMu.Unlock()
+	if ps != nil {
+		_ = ps.Close()
+		<-stopped
+	}
+}
+
+func randomHex() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
