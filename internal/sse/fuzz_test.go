@@ -1,0 +1,139 @@
+package sse_test
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/machinedash/sse/internal/sse"
+)
+
+// FuzzEncode checks that every event is either rejected for a byte it really
+// contains, or parses back, alone, into exactly the event that was encoded,
+// through exactly the fields the encoder means to write. retry is a
+// time.Duration in nanoseconds, so the millisecond rounding is fuzzed too.
+func FuzzEncode(f *testing.F) {
+	ms := int64(time.Millisecond)
+	f.Add("42", "update", []byte(`{"ok":true}`), 3000*ms)
+	f.Add(cursorID, "realtime-update", []byte(realtimeJSON), int64(0))
+	f.Add("", "system", []byte(`{"kind":"heartbeat","ts":"2026-01-27T12:35:21.789Z"}`), int64(0))
+	f.Add("", "", []byte(nil), int64(0))
+	f.Add("", "", []byte("\n"), int64(1))
+	f.Add(" 1", " a: b", []byte(" lead\n\ntrail\n"), -ms)
+	f.Add("a\r\nevent: x", "n", []byte("x"), int64(0))
+	f.Add("1", "a\x00", []byte("x"), int64(0))
+	f.Add("1", "n", []byte("a\rb"), int64(0))
+	f.Add("1", "n", []byte("a\x00b\ndata: c\nid: 2\n\n"), 1999*int64(time.Microsecond))
+	f.Add("\uFEFF", "\xE2\x82", []byte("\xFF\xC0\xAF€"), int64(1<<63-1))
+
+	f.Fuzz(func(t *testing.T, id, name string, data []byte, retry int64) {
+		ev := sse.Event{ID: id, Name: name, Data: data, Retry: time.Duration(retry)}
+
+		dst := make([]byte, 0, 64)
+		dst = append(dst, ": before\n"...)
+		before := slices.Clone(dst)
+		out, err := sse.AppendEvent(dst, ev)
+
+		var wantErr error
+		switch {
+		case strings.ContainsAny(id, "\r\n\x00") || strings.ContainsAny(name, "\r\n\x00"):
+			wantErr = sse.ErrField
+		case bytes.IndexByte(data, '\r') >= 0:
+			wantErr = sse.ErrData
+		}
+		if err != nil || wantErr != nil {
+			if !errors.Is(err, wantErr) || err == nil {
+				t.Fatalf("AppendEvent(%+v) error = %v, want %v", ev, err, wantErr)
+			}
+			if !bytes.Equal(out, before) || cap(out) != cap(dst) {
+				t.Fatalf("AppendEvent(%+v) returned %q on error, want dst unchanged", ev, out)
+			}
+			return
+		}
+		if !bytes.HasPrefix(out, before) {
+			t.Fatalf("AppendEvent changed the bytes already in dst: %q", out)
+		}
+
+		// Exactly the fields the encoder means to write, and one event.
+		p := streamParser{retry: -1}
+		p.feed(out)
+		var wantFields []string
+		if id != "" {
+			wantFields = append(wantFields, "id")
+		}
+		if name != "" {
+			wantFields = append(wantFields, "event")
+		}
+		if ev.Retry > 0 {
+			wantFields = append(wantFields, "retry")
+		}
+		for range bytes.Count(data, []byte{'\n'}) + 1 {
+			wantFields = append(wantFields, "data")
+		}
+		if !slices.Equal(p.fields, wantFields) || p.blanks != 1 {
+			t.Fatalf("stream %q has fields %q and %d blank lines, want %q and 1", out, p.fields, p.blanks, wantFields)
+		}
+		if !slices.Equal(p.events, []parsedEvent{want(ev)}) {
+			t.Fatalf("stream %q parsed as %+v, want [%+v]", out, p.events, want(ev))
+		}
+
+		// Twice into one buffer, with a comment between: two events.
+		two, err := sse.AppendEvent(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two = sse.AppendComment(two, string(data)+id+name)
+		two, err = sse.AppendEvent(two, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parseStream(two); !slices.Equal(got, []parsedEvent{want(ev), want(ev)}) {
+			t.Fatalf("stream %q parsed as %+v, want twice %+v", two, got, want(ev))
+		}
+	})
+}
+
+// FuzzComment checks that no comment text can end the comment: the comment
+// alone has no field and no blank line, and followed by an event it lets
+// exactly that event through.
+func FuzzComment(f *testing.F) {
+	f.Add("keep-alive")
+	f.Add("")
+	f.Add("\n")
+	f.Add("\r\n\r\n")
+	f.Add("a\rb\nc\r\nd\n\re")
+	f.Add("x\n\ndata: injected\n\n")
+	f.Add("x\rid: 9\revent: evil\rretry: 1\r\r")
+	f.Add("\uFEFF\x00\xFF")
+
+	ev := sse.Event{ID: "1", Name: "n", Data: []byte("d")}
+	f.Fuzz(func(t *testing.T, text string) {
+		c := sse.AppendComment(nil, text)
+
+		lines := 1 + strings.Count(text, "\n") + strings.Count(text, "\r") - strings.Count(text, "\r\n")
+		if bytes.Count(c, []byte{'\n'}) != lines || !bytes.HasSuffix(c, []byte{'\n'}) {
+			t.Fatalf("AppendComment(%q) = %q, want %d lines each ending in LF", text, c, lines)
+		}
+		p := streamParser{retry: -1}
+		p.feed(c)
+		if len(p.fields) != 0 || p.blanks != 0 || len(p.events) != 0 {
+			t.Fatalf("comment %q parsed as fields %q, %d blank lines, events %+v", c, p.fields, p.blanks, p.events)
+		}
+
+		stream, err := sse.AppendEvent(c, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = streamParser{retry: -1}
+		p.feed(stream)
+		if !slices.Equal(p.fields, []string{"id", "event", "data"}) {
+			t.Fatalf("stream %q has fields %q, want id, event, data", stream, p.fields)
+		}
+		if !slices.Equal(p.events, []parsedEvent{want(ev)}) {
+			t.Fatalf("stream %q parsed as %+v, want [%+v]", stream, p.events, want(ev))
+		}
+	})
+}
