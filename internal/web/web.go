@@ -1,0 +1,156 @@
+// Package web holds the HTTP plumbing every function shares: the seed's
+// JSON error body, CORS, the origin-secret check and the client IP.
+//
+// Invariants: an error body is exactly {statusCode, message, error} (plus
+// extra fields the caller names, such as the 429's currentConnections);
+// its message is one of ours, never an internal error's text. Every
+// response, errors included, carries the CORS headers of an allowed origin.
+package web
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Error writes the seed's error body with the given status and message.
+func Error(w http.ResponseWriter, status int, message string) {
+	ErrorWith(w, status, message, nil)
+}
+
+// ErrorWith writes the seed's error body plus extra top-level fields.
+func ErrorWith(w http.ResponseWriter, status int, message string, extra map[string]any) {
+	body := map[string]any{}
+	for k, v := range extra {
+		body[k] = v
+	}
+	body["statusCode"] = status
+	body["message"] = message
+	body["error"] = http.StatusText(status)
+	JSON(w, status, body)
+}
+
+// JSON writes v as a JSON response with the status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"statusCode":500,"message":"Internal server error","error":"Internal Server Error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Options configure Wrap.
+type Options struct {
+	AllowedOrigins []string // CORS; empty: no CORS headers
+	OriginSecret   string   // when set, requests must carry it in X-Origin-Verify
+	Log            *slog.Logger
+}
+
+// OriginHeader carries the secret CloudFront adds to every origin request.
+const OriginHeader = "X-Origin-Verify"
+
+// Wrap adds CORS (answering preflights itself), the origin-secret check and
+// a panic guard that logs and answers 500 without details.
+func Wrap(h http.Handler, o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cors(w, r, o.AllowedOrigins)
+		if o.OriginSecret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(OriginHeader)), []byte(o.OriginSecret)) != 1 {
+			Error(w, http.StatusForbidden, "Requests must come through the service's public origin")
+			return
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				if o.Log != nil {
+					o.Log.Error("handler panic", slog.Any("panic", v), slog.String("path", r.URL.Path))
+				}
+				Error(w, http.StatusInternalServerError, "Internal server error")
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func cors(w http.ResponseWriter, r *http.Request, allowed []string) {
+	origin := r.Header.Get("Origin")
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	if origin == "" || !slices.Contains(allowed, origin) {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+}
+
+// ClientIP returns the client's address: the first address in the trusted
+// header when one is configured (CloudFront-Viewer-Address is "ip:port"),
+// else the peer address. A client-sent header never counts otherwise.
+func ClientIP(r *http.Request, trustedHeader string) string {
+	if trustedHeader != "" {
+		v := strings.TrimSpace(strings.Split(r.Header.Get(trustedHeader), ",")[0])
+		// CloudFront-Viewer-Address is "ip:port", IPv6 without brackets.
+		if i := strings.LastIndexByte(v, ':'); i > 0 && strings.Contains(v[:i], ":") && !strings.HasPrefix(v, "[") {
+			if a, err := netip.ParseAddr(v[:i]); err == nil {
+				return a.String()
+			}
+		}
+		if ip := parseIP(v); ip != "" {
+			return ip
+		}
+	}
+	if ip := parseIP(r.RemoteAddr); ip != "" {
+		return ip
+	}
+	return "unknown"
+}
+
+func parseIP(v string) string {
+	if v == "" {
+		return ""
+	}
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if host, _, err := net.SplitHostPort(v); err == nil {
+		v = host
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		return a.Unmap().String()
+	}
+	return ""
+}
+
+// RedactURL returns the request's path and query with every query value of
+// ticket-like parameters replaced, for logs.
+func RedactURL(r *http.Request) string {
+	q := r.URL.Query()
+	for _, k := range []string{"ticket", "token", "access_token"} {
+		if q.Has(k) {
+			q.Set(k, "REDACTED")
+		}
+	}
+	if len(q) == 0 {
+		return r.URL.Path
+	}
+	return r.URL.Path + "?" + q.Encode()
+}

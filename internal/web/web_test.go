@@ -1,0 +1,108 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestErrorBody(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	Error(rec, 401, "Stream authentication required")
+	if rec.Code != 401 || rec.Header().Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatal(rec.Code, rec.Header())
+	}
+	want := `{"error":"Unauthorized","message":"Stream authentication required","statusCode":401}` + "\n"
+	if rec.Body.String() != want {
+		t.Fatalf("%s", rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	ErrorWith(rec, 429, "Data stream connection limit exceeded", map[string]any{"limits": map[string]int{"alerts": 1, "data": 1}})
+	var m map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &m)
+	if m["error"] != "Too Many Requests" || m["statusCode"] != 429.0 || m["limits"] == nil {
+		t.Fatal(m)
+	}
+}
+
+func TestWrapCORSAndOriginSecret(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { Error(w, 400, "bad") })
+	h := Wrap(ok, Options{AllowedOrigins: []string{"https://dash.example.com"}, OriginSecret: "s3"})
+
+	for _, tc := range []struct {
+		name, origin, secret, method string
+		code                         int
+		acao                         string
+	}{
+		{"allowed origin gets CORS on errors", "https://dash.example.com", "s3", "GET", 400, "https://dash.example.com"},
+		{"other origin gets none", "https://evil.example", "s3", "GET", 400, ""},
+		{"missing secret is 403, still with CORS", "https://dash.example.com", "", "GET", 403, "https://dash.example.com"},
+		{"wrong secret", "", "nope", "GET", 403, ""},
+		{"preflight", "https://dash.example.com", "s3", "OPTIONS", 204, "https://dash.example.com"},
+	} {
+		r := httptest.NewRequest(tc.method, "/sse/stream", nil)
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if tc.secret != "" {
+			r.Header.Set(OriginHeader, tc.secret)
+		}
+		if tc.method == "OPTIONS" {
+			r.Header.Set("Access-Control-Request-Method", "POST")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tc.code || rec.Header().Get("Access-Control-Allow-Origin") != tc.acao {
+			t.Errorf("%s: %d %q", tc.name, rec.Code, rec.Header().Get("Access-Control-Allow-Origin"))
+		}
+		if tc.acao != "" && rec.Header().Get("Access-Control-Allow-Credentials") != "true" {
+			t.Errorf("%s: credentials not allowed", tc.name)
+		}
+	}
+}
+
+func TestWrapRecoversWithoutDetails(t *testing.T) {
+	t.Parallel()
+	h := Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("secret detail") }), Options{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "secret detail") {
+		t.Fatal(rec.Code, rec.Body)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		remote, header, trusted, want string
+	}{
+		{"10.0.0.1:5000", "", "", "10.0.0.1"},
+		{"10.0.0.1:5000", "1.2.3.4", "", "10.0.0.1"},                                       // untrusted header ignored
+		{"10.0.0.1:5000", "1.2.3.4:443", "CloudFront-Viewer-Address", "1.2.3.4"},           // trusted
+		{"10.0.0.1:5000", "2001:db8::1:443", "CloudFront-Viewer-Address", "2001:db8::1"},   // CloudFront v6 form
+		{"10.0.0.1:5000", "[2001:db8::1]:443", "CloudFront-Viewer-Address", "2001:db8::1"}, // bracketed v6
+		{"10.0.0.1:5000", "garbage", "CloudFront-Viewer-Address", "10.0.0.1"},
+		{"203.0.113.9", "", "", "203.0.113.9"}, // lambdaurl gives a bare source IP
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.remote
+		if tc.header != "" {
+			r.Header.Set("CloudFront-Viewer-Address", tc.header)
+		}
+		if got := ClientIP(r, tc.trusted); got != tc.want {
+			t.Errorf("%+v: got %s", tc, got)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("GET", "/sse/stream?ticket=eyJsecret&deviceId=C02", nil)
+	if got := RedactURL(r); got != "/sse/stream?deviceId=C02&ticket=REDACTED" {
+		t.Fatal(got)
+	}
+}
