@@ -19,7 +19,7 @@ func TestParse(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, in, want string
-		err             error
+		err            error
 	}{
 		{"keeps timestamp", `{"deviceId":"C02", "data":{"T1":220},"timestamp":"2026-01-01T00:00:00.000Z"}`,
 			`{"deviceId":"C02","data":{"T1":220},"timestamp":"2026-01-01T00:00:00.000Z"}`, nil},

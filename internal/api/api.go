@@ -1,0 +1,176 @@
+// Package api serves the small endpoints: POST /sse/stream-ticket,
+// GET /sse/status and GET /health.
+//
+// Invariants: every error is the seed's JSON body with one of our
+// messages; a token or ticket never appears in a response other than the
+// ticket issued, nor in a log line; bodies are size-limited before reading.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/web"
+)
+
+// maxBody bounds the ticket request body.
+const maxBody = 4 << 10
+
+const msgUnavailable = "Service temporarily unavailable"
+
+// Ticket serves POST /sse/stream-ticket.
+func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+			return
+		}
+		tok, err := access.BearerToken(r.Header.Get("Authorization"))
+		if err != nil {
+			web.Error(w, http.StatusUnauthorized, "Authentication required")
+			return
+		}
+		user, err := v.UserID(tok)
+		if err != nil {
+			web.Error(w, http.StatusUnauthorized, "Invalid or expired access token")
+			return
+		}
+		var body struct {
+			TTLSeconds json.RawMessage `json:"ttlSeconds"`
+			Purpose    json.RawMessage `json:"purpose"`
+		}
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			web.Error(w, http.StatusBadRequest, "Request body too large")
+			return
+		}
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &body); err != nil {
+				web.Error(w, http.StatusBadRequest, "Request body must be a JSON object")
+				return
+			}
+		}
+		ttl, err := ticket.ParseTTL(body.TTLSeconds)
+		if err != nil {
+			web.Error(w, http.StatusBadRequest, "ttlSeconds must be an integer from 60 to 3600")
+			return
+		}
+		purpose, err := parsePurpose(body.Purpose)
+		if err != nil {
+			web.Error(w, http.StatusBadRequest, `purpose must be "alerts" or "data"`)
+			return
+		}
+		token, c, err := tickets.Issue(r.Context(), user, purpose, ttl)
+		if err != nil {
+			log.Error("ticket issue failed", slog.String("err", err.Error()))
+			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			return
+		}
+		log.Info("ticket issued", slog.String("user", user), slog.String("purpose", purpose.Name()), slog.Int("ttl", int(ttl/time.Second)))
+		web.JSON(w, http.StatusOK, map[string]any{
+			"ticket":           token,
+			"expiresInSeconds": int(ttl / time.Second),
+			"ticketId":         c.ID,
+		})
+	})
+}
+
+func parsePurpose(raw json.RawMessage) (ticket.Purpose, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ticket.PurposeAny, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+		return "", ticket.ErrBadPurpose
+	}
+	return ticket.ParsePurpose(s)
+}
+
+// Status serves GET /sse/status?ticket=: the ticket's user, purpose and
+// the user's open streams, read from the registry (every invocation's).
+func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Time, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+			return
+		}
+		raw := r.URL.Query().Get("ticket")
+		if raw == "" {
+			web.Error(w, http.StatusUnauthorized, "Stream authentication required")
+			return
+		}
+		c, err := tickets.Verify(r.Context(), raw)
+		if err != nil {
+			if errors.Is(err, ticket.ErrInvalid) || errors.Is(err, ticket.ErrExpired) || errors.Is(err, ticket.ErrRevoked) {
+				web.Error(w, http.StatusUnauthorized, "Invalid or expired stream ticket")
+				return
+			}
+			log.Error("status: ticket check failed", slog.String("err", err.Error()))
+			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			return
+		}
+		t := now()
+		counts, conns, err := reg.List(r.Context(), c.UserID, t)
+		if err != nil {
+			log.Error("status: registry read failed", slog.String("err", err.Error()))
+			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			return
+		}
+		type active struct {
+			ID          string   `json:"id"`
+			Purpose     string   `json:"purpose"`
+			DeviceCount int      `json:"deviceCount"`
+			Devices     []string `json:"devices"`
+			ConnectedAt string   `json:"connectedAt"`
+			Uptime      int64    `json:"uptime"`
+		}
+		list := make([]active, 0, len(conns))
+		for _, c := range conns {
+			list = append(list, active{c.ID, c.Purpose, c.DeviceCount, c.Devices, c.ConnectedAt.UTC().Format(pubsub.TimeFormat), c.Uptime})
+		}
+		limits := reg.Limits()
+		web.JSON(w, http.StatusOK, map[string]any{
+			"userId":            userIDValue(c.UserID),
+			"ticketPurpose":     c.Purpose.Name(),
+			"connections":       counts,
+			"limits":            map[string]int{"alerts": limits.Alerts, "data": limits.Data},
+			"activeConnections": list,
+		})
+	})
+}
+
+// userIDValue renders a numeric user id as a JSON number, as the NestJS
+// backend did ("userId": 1), and any other id as a string.
+func userIDValue(id string) any {
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil && strconv.FormatInt(n, 10) == id {
+		return n
+	}
+	return id
+}
+
+// Health serves GET /health: 200 {status:"ok", redis:"up"} or 503.
+func Health(rdb redis.Cmdable) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			web.JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "redis": "down"})
+			return
+		}
+		web.JSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "up"})
+	})
+}

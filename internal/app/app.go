@@ -1,0 +1,197 @@
+// Package app assembles the service from its configuration: Redis client,
+// ticket service, token verifier, registry, hub and the HTTP handlers.
+//
+// The Lambda mains and the local server call the same constructors, so the
+// handlers a browser meets locally are the ones deployed.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/jonboulle/clockwork"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/api"
+	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/stream"
+	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/web"
+)
+
+// App is the assembled service.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Redis    *redis.Client
+	Tickets  *ticket.Service
+	Access   *access.Verifier // nil unless an access-token key is configured
+	Registry *registry.Registry
+	Hub      *pubsub.Hub
+	Streams  *stream.Handler
+	Clock    clockwork.Clock
+}
+
+// Load reads the environment, resolves secrets given by ARN (Secrets
+// Manager, once, at start-up), checks that what the function needs is
+// there, and assembles the app. Every configuration problem is reported at
+// once.
+func Load(ctx context.Context, getenv func(string) string, need config.Need) (*App, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := cfg.Require(need); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.NeedsSecretsManager() {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("aws config: %w", err)
+		}
+		if err := cfg.Resolve(ctx, config.SecretsManager{API: secretsmanager.NewFromConfig(awsCfg)}); err != nil {
+			return nil, fmt.Errorf("invalid configuration:\n%w", err)
+		}
+	} else if err := cfg.Resolve(ctx, nil); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log := NewLogger(cfg.LogLevel)
+	rdb, err := NewRedis(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, rdb, log, nil)
+}
+
+// NewLogger returns the JSON logger every function uses.
+func NewLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}
+
+// NewRedis returns a client for REDIS_URL (TLS with rediss://), with the
+// AUTH secret, when given, overriding the URL's password.
+func NewRedis(cfg config.Config) (*redis.Client, error) {
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if cfg.RedisAuth.Value != "" {
+		opt.Password = cfg.RedisAuth.Value
+	}
+	opt.DialTimeout = 3 * time.Second
+	opt.ReadTimeout = 3 * time.Second
+	opt.WriteTimeout = 3 * time.Second
+	opt.PoolSize = 10
+	opt.MinIdleConns = 1
+	// Connections of a frozen Lambda go stale; never keep one for long.
+	opt.ConnMaxIdleTime = 4 * time.Minute
+	return redis.NewClient(opt), nil
+}
+
+// New assembles the app around a Redis client. clock nil means real time.
+func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork.Clock) (*App, error) {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	a := &App{Config: cfg, Log: log, Redis: rdb, Clock: clock}
+	if cfg.StreamTicketSecret.Value != "" {
+		t, err := ticket.New([]byte(cfg.StreamTicketSecret.Value), rdb, cfg.Keys.SSEPrefix+"ticket:", clock.Now)
+		if err != nil {
+			return nil, fmt.Errorf("STREAM_TICKET_SECRET: %w", err)
+		}
+		a.Tickets = t
+	}
+	if cfg.AccessTokenSecret.Value != "" || cfg.AccessTokenPublicKey != "" {
+		v, err := access.NewVerifier([]byte(cfg.AccessTokenSecret.Value), cfg.AccessTokenPublicKey, cfg.AccessTokenUserClaim, clock.Now)
+		if err != nil {
+			return nil, fmt.Errorf("ACCESS_TOKEN_SECRET / ACCESS_TOKEN_PUBLIC_KEY: %w", err)
+		}
+		a.Access = v
+	}
+	// A lease outlives two missed heartbeats, then frees its slot.
+	leaseTTL := 2*cfg.HeartbeatInterval + 5*time.Second
+	a.Registry = registry.New(rdb, cfg.Keys, registry.Limits{
+		Alerts: cfg.MaxAlertStreams, Data: cfg.MaxDataStreams, PerIP: cfg.MaxStreamsPerIP, Policy: cfg.ConnectionLimitPolicy,
+	}, leaseTTL, ResumeWindow)
+	a.Hub = pubsub.NewHub(rdb, Channels(cfg.Keys), log, clock.Now)
+	if a.Tickets != nil {
+		a.Streams = stream.New(stream.Deps{
+			Tickets: a.Tickets, Registry: a.Registry, Hub: a.Hub, Redis: rdb, Keys: cfg.Keys,
+			Control: ControlChannel(cfg.Keys), MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
+			Log: log, Clock: clock,
+			Timing: stream.Timing{
+				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
+				MaxDuration: cfg.StreamMaxDuration, RotationWindow: cfg.RotationWindow,
+			},
+		})
+	}
+	return a, nil
+}
+
+// ResumeWindow is how long an ended stream's cursor stays valid.
+const ResumeWindow = 2 * time.Minute
+
+// Channels maps the configured channel names to kinds.
+func Channels(k config.Keys) pubsub.Channels {
+	return pubsub.Channels{
+		Kinds: map[string]pubsub.Kind{
+			k.ChannelRealtime:  pubsub.KindRealtime,
+			k.ChannelSPC:       pubsub.KindSPC,
+			k.ChannelSPCSeries: pubsub.KindSPCSeries,
+			k.ChannelAlerts:    pubsub.KindAlert,
+			k.ChannelAlarms:    pubsub.KindAlarm,
+		},
+		Control: ControlChannel(k),
+	}
+}
+
+// ControlChannel carries "evict <leaseID>" between processes.
+func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
+
+// Routes returns the handlers by pattern, each wrapped with CORS and the
+// origin check. Only the parts the app was configured for are present.
+func (a *App) Routes() map[string]http.Handler {
+	routes := map[string]http.Handler{
+		"/health": api.Health(a.Redis),
+	}
+	if a.Streams != nil {
+		routes["/sse/stream"] = a.Streams.Data()
+		routes["/sse/alerts"] = a.Streams.Alerts()
+		routes["/sse/status"] = api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
+	}
+	if a.Access != nil && a.Tickets != nil {
+		routes["/sse/stream-ticket"] = api.Ticket(a.Access, a.Tickets, a.Log)
+	}
+	return routes
+}
+
+// Mux serves the named routes (all of them when names is empty) behind
+// CORS and the origin check; any other path is a JSON 404.
+func (a *App) Mux(names ...string) http.Handler {
+	routes := a.Routes()
+	mux := http.NewServeMux()
+	for path, h := range routes {
+		if len(names) > 0 && !slices.Contains(names, path) {
+			continue
+		}
+		mux.Handle(path, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		web.Error(w, http.StatusNotFound, "Not found")
+	})
+	return web.Wrap(mux, web.Options{
+		AllowedOrigins: a.Config.CORSAllowedOrigins,
+		OriginSecret:   a.Config.OriginVerifySecret.Value,
+		Log:            a.Log,
+	})
+}

@@ -1,0 +1,325 @@
+// Package registry keeps the open streams of every process in Redis, so
+// that limits hold across Lambda invocations that share nothing else.
+//
+// Each stream holds a lease: a hash with its details and an entry, scored by
+// expiry, in its user's set for its purpose and in its IP's set. A stream
+// renews its lease with every heartbeat; a lease whose process died expires
+// by itself after TTL. Admission is one Lua script, so N simultaneous
+// connects admit exactly the allowed number. Under evict-oldest the script
+// marks the oldest lease "superseded" and publishes its id on the control
+// channel; a superseded lease's own reconnect is refused, which is what
+// stops two tabs from evicting each other in turn.
+package registry
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/config"
+)
+
+var (
+	//go:embed connect.lua
+	connectSrc string
+	//go:embed renew.lua
+	renewSrc string
+	//go:embed release.lua
+	releaseSrc string
+
+	connectScript = redis.NewScript(connectSrc)
+	renewScript   = redis.NewScript(renewSrc)
+	releaseScript = redis.NewScript(releaseSrc)
+)
+
+// Outcomes of Connect and Renew that are not errors of Redis.
+var (
+	ErrRevoked    = errors.New("registry: ticket revoked")
+	ErrForbidden  = errors.New("registry: device not owned")
+	ErrUserLimit  = errors.New("registry: user stream limit reached")
+	ErrIPLimit    = errors.New("registry: IP stream limit reached")
+	ErrSuperseded = errors.New("registry: stream was superseded")
+	ErrBadCursor  = errors.New("registry: resume cursor not valid")
+	ErrGone       = errors.New("registry: lease expired")
+)
+
+// Purposes of a stream (a lease is always one of the two).
+const (
+	Alerts = "alerts"
+	Data   = "data"
+)
+
+// Limits are the connection limits and policy.
+type Limits struct {
+	Alerts, Data, PerIP int
+	Policy              string // config.PolicyEvictOldest or config.PolicyReject
+}
+
+// Of returns the per-user limit of a purpose.
+func (l Limits) Of(purpose string) int {
+	if purpose == Alerts {
+		return l.Alerts
+	}
+	return l.Data
+}
+
+// Registry reads and writes leases.
+type Registry struct {
+	rdb    redis.Cmdable
+	keys   config.Keys
+	limits Limits
+	ttl    time.Duration // lease lifetime without renewal
+	grace  time.Duration // how long an ended lease stays resumable
+}
+
+// New returns a registry. ttl is how long a lease lives unrenewed (about
+// two heartbeats); grace how long an ended stream may be resumed.
+func New(rdb redis.Cmdable, keys config.Keys, limits Limits, ttl, grace time.Duration) *Registry {
+	return &Registry{rdb: rdb, keys: keys, limits: limits, ttl: ttl, grace: grace}
+}
+
+// TTL is the lease lifetime without renewal.
+func (r *Registry) TTL() time.Duration { return r.ttl }
+
+// Limits returns the configured limits.
+func (r *Registry) Limits() Limits { return r.limits }
+
+func (r *Registry) leaseKey(id string) string { return r.keys.SSEPrefix + "conn:" + id }
+func (r *Registry) userKey(user, purpose string) string {
+	return r.keys.SSEPrefix + "conns:" + user + ":" + purpose
+}
+func (r *Registry) ipKey(ip string) string { return r.keys.SSEPrefix + "ip:" + ip }
+
+// Request describes a stream asking to be admitted.
+type Request struct {
+	ID          string // new lease id (random)
+	UserID      string
+	Purpose     string // Alerts or Data
+	Devices     []string
+	IP          string
+	TicketKey   string // Redis key of the ticket record
+	TicketID    string
+	ResumeID    string // lease id from the client's Last-Event-ID, or ""
+	NeedResume  bool   // the URL ticket expired: only a valid resume admits
+	StatusKeys  []string
+	ConnectedAt time.Time
+}
+
+// Counts are a user's open streams.
+type Counts struct {
+	Alerts int `json:"alerts"`
+	Data   int `json:"data"`
+	Total  int `json:"total"`
+}
+
+// Admission is what Connect decided.
+type Admission struct {
+	Counts   Counts
+	Evicted  []string // lease ids told to end (evict-oldest)
+	Owned    []string // the user's devices (alerts streams)
+	Statuses []string // values of StatusKeys, "" where missing
+	Resumed  bool     // the lease of ResumeID was taken over
+}
+
+// Connect runs the admission script. The error is one of the sentinels
+// above (with Counts filled for the limits) or a Redis error.
+func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admission, error) {
+	other := Data
+	if q.Purpose == Data {
+		other = Alerts
+	}
+	resumeKey := ""
+	if q.ResumeID != "" {
+		resumeKey = r.leaseKey(q.ResumeID)
+	}
+	devJSON, _ := json.Marshal(q.Devices)
+	keys := append([]string{
+		q.TicketKey, r.keys.UserDevices(q.UserID), r.userKey(q.UserID, q.Purpose), r.userKey(q.UserID, other),
+		r.ipKey(q.IP), r.leaseKey(q.ID), resumeKey,
+	}, q.StatusKeys...)
+	args := []any{
+		now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), q.ID, r.limits.Of(q.Purpose), r.limits.PerIP,
+		r.limits.Policy, q.Purpose, q.ResumeID, q.IP, q.ConnectedAt.UnixMilli(), string(devJSON), q.TicketID,
+		q.UserID, q.Purpose, DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices),
+	}
+	for _, d := range q.Devices {
+		args = append(args, d)
+	}
+	res, err := connectScript.Run(ctx, r.rdb, keys, args...).Slice()
+	if err != nil {
+		return Admission{}, err
+	}
+	var a Admission
+	status, _ := res[0].(string)
+	if len(res) >= 3 {
+		a.Counts = counts(q.Purpose, toInt(res[1]), toInt(res[2]))
+	}
+	switch status {
+	case "ok":
+	case "revoked":
+		return a, ErrRevoked
+	case "forbidden":
+		return a, ErrForbidden
+	case "superseded":
+		return a, ErrSuperseded
+	case "bad-cursor":
+		return a, ErrBadCursor
+	case "ip-limit":
+		return a, ErrIPLimit
+	case "user-limit":
+		return a, ErrUserLimit
+	default:
+		return a, fmt.Errorf("registry: unexpected script reply %q", status)
+	}
+	a.Evicted = toStrings(res[3])
+	a.Owned = toStrings(res[4])
+	sort.Strings(a.Owned)
+	a.Statuses = toStrings(res[5])
+	a.Resumed = toInt(res[6]) == 1
+	return a, nil
+}
+
+// Lease identifies a live stream's lease for Renew and Release.
+type Lease struct {
+	ID, UserID, Purpose, IP string
+	TicketKey               string
+	Devices                 []string // data streams: checked at every renewal
+}
+
+// Renew extends a live lease. It returns ErrSuperseded, ErrRevoked,
+// ErrForbidden (a data stream's device left the user's set) or ErrGone
+// when the stream must end. For alerts streams it returns the user's
+// current device set, so they follow ownership changes.
+func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
+	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID)}
+	args := []any{now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), l.ID, l.Purpose}
+	if l.Purpose == Data {
+		for _, d := range l.Devices {
+			args = append(args, d)
+		}
+	}
+	res, err := renewScript.Run(ctx, r.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	switch res[0] {
+	case "ok":
+		if len(res) > 1 {
+			owned := toStrings(res[1])
+			sort.Strings(owned)
+			return owned, nil
+		}
+		return nil, nil
+	case "superseded":
+		return nil, ErrSuperseded
+	case "revoked":
+		return nil, ErrRevoked
+	case "forbidden":
+		return nil, ErrForbidden
+	default:
+		return nil, ErrGone
+	}
+}
+
+// Release ends a lease: its slot is free at once, and its hash stays for the
+// resume window (or keeps its superseded mark).
+func (r *Registry) Release(ctx context.Context, l Lease) error {
+	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP)}
+	return releaseScript.Run(ctx, r.rdb, keys, l.ID, r.grace.Milliseconds()).Err()
+}
+
+// Conn is one open stream as the status endpoint reports it.
+type Conn struct {
+	ID          string    `json:"id"`
+	Purpose     string    `json:"purpose"`
+	DeviceCount int       `json:"deviceCount"`
+	Devices     []string  `json:"devices"`
+	ConnectedAt time.Time `json:"connectedAt"`
+	Uptime      int64     `json:"uptime"` // seconds
+}
+
+// List returns a user's live streams of both purposes, oldest first, with
+// their counts. Expired leases are not counted.
+func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Counts, []Conn, error) {
+	min := strconv.FormatInt(now.UnixMilli()+1, 10)
+	var conns []Conn
+	var c Counts
+	for _, purpose := range []string{Alerts, Data} {
+		ids, err := r.rdb.ZRangeByScore(ctx, r.userKey(userID, purpose), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
+		if err != nil {
+			return Counts{}, nil, err
+		}
+		for _, id := range ids {
+			h, err := r.rdb.HGetAll(ctx, r.leaseKey(id)).Result()
+			if err != nil {
+				return Counts{}, nil, err
+			}
+			if h["state"] != "live" {
+				continue
+			}
+			var devs []string
+			_ = json.Unmarshal([]byte(h["devices"]), &devs)
+			if devs == nil {
+				devs = []string{}
+			}
+			ms, _ := strconv.ParseInt(h["connectedAt"], 10, 64)
+			at := time.UnixMilli(ms).UTC()
+			conns = append(conns, Conn{ID: id, Purpose: purpose, DeviceCount: len(devs), Devices: devs, ConnectedAt: at, Uptime: int64(now.Sub(at) / time.Second)})
+			if purpose == Alerts {
+				c.Alerts++
+			} else {
+				c.Data++
+			}
+		}
+	}
+	c.Total = c.Alerts + c.Data
+	sort.Slice(conns, func(i, j int) bool { return conns[i].ConnectedAt.Before(conns[j].ConnectedAt) })
+	return c, conns, nil
+}
+
+// DevicesHash binds a lease to its purpose and device list (order-free),
+// so a resume cursor cannot be used to widen a stream.
+func DevicesHash(purpose string, devices []string) string {
+	d := append([]string(nil), devices...)
+	sort.Strings(d)
+	return purpose + ":" + strings.Join(d, ",")
+}
+
+func counts(purpose string, same, other int) Counts {
+	c := Counts{Alerts: same, Data: other}
+	if purpose == Data {
+		c = Counts{Alerts: other, Data: same}
+	}
+	c.Total = c.Alerts + c.Data
+	return c
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func toInt(v any) int {
+	n, _ := v.(int64)
+	return int(n)
+}
+
+func toStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}

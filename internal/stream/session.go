@@ -1,0 +1,321 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/sse"
+)
+
+// session is one open stream after admission.
+type session struct {
+	h       *Handler
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	purpose string
+	lease   registry.Lease
+	log     interface {
+		Info(string, ...any)
+		Warn(string, ...any)
+	}
+	queue *pubsub.Queue
+	sub   *pubsub.Subscription
+
+	seq      uint64
+	buf      []byte
+	msgs     []*pubsub.Message
+	released bool
+}
+
+// Why a stream ended (logged, and used by tests).
+const (
+	endClient      = "client-gone"
+	endWrite       = "write-failed"
+	endRotate      = "rotate"
+	endSuperseded  = "superseded"
+	endRevoked     = "revoked"
+	endForbidden   = "forbidden"
+	endUnavailable = "unavailable"
+	endOverflow    = "overflow"
+	endDraining    = "draining"
+)
+
+// Retry delays the stream announces (ms, with jitter added per connection
+// so that thousands of clients never reconnect in the same second).
+const (
+	rotateRetryBase   = time.Second
+	rotateRetryJitter = 4 * time.Second
+	softRetryBase     = 5 * time.Second
+	softRetryJitter   = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	renewTimeout      = 2 * time.Second
+)
+
+func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admission, devices []string, includeStatus bool, cur cursor, resumed bool) string {
+	h := s.h
+	clk := h.d.Clock
+	start := clk.Now()
+	end := s.endTime(r.Context(), start)
+
+	hdr := s.w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Connection", "keep-alive")
+	hdr.Set("X-Accel-Buffering", "no")
+	s.w.WriteHeader(http.StatusOK)
+
+	// The first event carries an id, so even a client that sees nothing
+	// else can resume; the retry spreads network-error reconnects too.
+	s.buf = sse.AppendRetry(s.buf[:0], rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+	s.system(start, "connected")
+	if includeStatus {
+		for i, d := range devices {
+			if i < len(adm.Statuses) && adm.Statuses[i] != "" {
+				s.event(start, "machine-status", statusPayload(d, adm.Statuses[i], start))
+			}
+		}
+	}
+	if resumed && s.purpose == registry.Alerts {
+		s.replay(ctx, devices, cur.At, start)
+	}
+	if !s.flush() {
+		s.release()
+		return endWrite
+	}
+	defer s.release()
+
+	heartbeat := clk.NewTimer(h.d.Timing.Heartbeat)
+	defer heartbeat.Stop()
+	rotate := clk.NewTimer(end.Sub(start))
+	defer rotate.Stop()
+	var throttle clockwork.Timer
+	var throttleC <-chan time.Time
+	defer func() {
+		if throttle != nil {
+			throttle.Stop()
+		}
+	}()
+
+	for {
+		if h.draining.Load() {
+			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
+		}
+		select {
+		case <-ctx.Done():
+			return endClient
+		case <-s.sub.Lost():
+			return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
+		case <-s.sub.Evicted():
+			s.released = true // the evicting connect already freed the slot
+			return s.finish(endSuperseded, "superseded", 0)
+		case <-s.queue.Ready():
+		case <-throttleC:
+			throttleC = nil
+		case <-heartbeat.Chan():
+			now := clk.Now()
+			if reason, kind, ok := s.renew(ctx, &devices); !ok {
+				retry := time.Duration(0)
+				if reason == endUnavailable {
+					retry = softRetryBase + h.d.Jitter(softRetryJitter)
+				}
+				return s.finish(reason, kind, retry)
+			}
+			s.system(now, "heartbeat")
+			if !s.flush() {
+				return endWrite
+			}
+			heartbeat.Reset(h.d.Timing.Heartbeat)
+			continue
+		case <-rotate.Chan():
+			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+		}
+		now := clk.Now()
+		msgs, next, overflowed := s.queue.Drain(now, s.msgs[:0])
+		for _, m := range msgs {
+			s.event(m.At, m.Kind.Event(), m.Data)
+		}
+		clear(msgs)
+		s.msgs = msgs[:0]
+		if overflowed {
+			// The client reads too slowly to get everything: end, and let
+			// its resume replay what it missed.
+			return s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+		}
+		if !s.flush() {
+			return endWrite
+		}
+		if !next.IsZero() && throttleC == nil {
+			if throttle == nil {
+				throttle = clk.NewTimer(next.Sub(now))
+			} else {
+				throttle.Reset(next.Sub(now))
+			}
+			throttleC = throttle.Chan()
+		}
+	}
+}
+
+// endTime is when the stream rotates: before the invocation deadline (with
+// a margin for the last write, since the platform kills at the deadline),
+// or at MaxDuration, minus a random part of the rotation window so that a
+// mass connect does not rotate in one wave.
+func (s *session) endTime(ctx context.Context, start time.Time) time.Time {
+	t := s.h.d.Timing
+	limit := start.Add(t.DefaultLifetime)
+	if dl, ok := ctx.Deadline(); ok {
+		limit = start.Add(time.Until(dl) - t.DeadlineMargin)
+	}
+	if t.MaxDuration > 0 && start.Add(t.MaxDuration).Before(limit) {
+		limit = start.Add(t.MaxDuration)
+	}
+	life := limit.Sub(start)
+	if life < time.Second {
+		life = time.Second
+		limit = start.Add(life)
+	}
+	window := min(t.RotationWindow, life/4)
+	return limit.Add(-s.h.d.Jitter(window))
+}
+
+// renew extends the lease at every heartbeat; it reports why the stream
+// must end when it cannot. Alerts streams pick up ownership changes here.
+func (s *session) renew(ctx context.Context, devices *[]string) (reason, kind string, ok bool) {
+	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	owned, err := s.h.d.Registry.Renew(rctx, s.lease, s.h.d.Clock.Now())
+	switch {
+	case err == nil:
+		if s.purpose == registry.Alerts && !slices.Equal(owned, *devices) {
+			*devices = owned
+			s.sub.SetDevices(owned)
+		}
+		return "", "", true
+	case errors.Is(err, registry.ErrSuperseded):
+		s.released = true
+		return endSuperseded, "superseded", false
+	case errors.Is(err, registry.ErrRevoked):
+		s.released = true
+		return endRevoked, "revoked", false
+	case errors.Is(err, registry.ErrForbidden):
+		s.released = true
+		return endForbidden, "forbidden", false
+	case errors.Is(err, registry.ErrGone):
+		return endRotate, "reconnect", false
+	default:
+		return endUnavailable, "unavailable", false
+	}
+}
+
+// finish sends the last system event (and a retry when the client should
+// come back) and ends the stream.
+func (s *session) finish(reason, kind string, retry time.Duration) string {
+	if retry > 0 {
+		s.buf = sse.AppendRetry(s.buf, retry)
+	}
+	s.system(s.h.d.Clock.Now(), kind)
+	s.flush()
+	return reason
+}
+
+// release frees the lease (once); a superseded or revoked lease is left
+// as the registry marked it.
+func (s *session) release() {
+	if s.released {
+		return
+	}
+	s.released = true
+	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	defer cancel()
+	if err := s.h.d.Registry.Release(ctx, s.lease); err != nil {
+		s.log.Warn("lease release failed", "err", err.Error())
+	}
+}
+
+// event appends one event with the next cursor id.
+func (s *session) event(at time.Time, name string, data []byte) {
+	s.seq++
+	var idbuf [64]byte
+	id := appendCursor(idbuf[:0], s.lease.ID, at, s.seq)
+	out, err := sse.AppendEvent(s.buf, sse.Event{ID: string(id), Name: name, Data: data})
+	if err == nil {
+		s.buf = out
+	}
+}
+
+func (s *session) system(at time.Time, kind string) {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"kind":"`...)
+	b = append(b, kind...)
+	b = append(b, `","ts":"`...)
+	b = at.UTC().AppendFormat(b, pubsub.TimeFormat)
+	b = append(b, `"}`...)
+	s.event(at, "system", b)
+}
+
+// flush writes what is buffered as one chunk. A write that fails or stalls
+// past writeTimeout ends the stream.
+func (s *session) flush() bool {
+	if len(s.buf) == 0 {
+		return true
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := s.w.Write(s.buf)
+	s.buf = s.buf[:0]
+	if err != nil {
+		return false
+	}
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return false
+	}
+	return true
+}
+
+// statusPayload builds machine-status: {deviceId, data, source, timestamp}.
+// The cached value is embedded as JSON when it is JSON, else as a string.
+func statusPayload(deviceID, cached string, now time.Time) []byte {
+	var data json.RawMessage
+	if json.Valid([]byte(cached)) {
+		data = json.RawMessage(cached)
+	} else {
+		data, _ = json.Marshal(cached)
+	}
+	b, _ := json.Marshal(struct {
+		DeviceID  string          `json:"deviceId"`
+		Data      json.RawMessage `json:"data"`
+		Source    string          `json:"source"`
+		Timestamp string          `json:"timestamp"`
+	}{deviceID, data, "cache", now.UTC().Format(pubsub.TimeFormat)})
+	return b
+}
+
+// refuse is the soft refusal: 200, a retry with backoff and jitter, one
+// system "unavailable" event, end. Any other status would end a native
+// EventSource for good.
+func (h *Handler) refuse(w http.ResponseWriter, why string) {
+	h.d.Log.Warn("stream refused softly", "why", why)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	now := h.d.Clock.Now()
+	b := sse.AppendRetry(nil, softRetryBase+h.d.Jitter(softRetryJitter))
+	data := now.UTC().AppendFormat([]byte(`{"kind":"unavailable","ts":"`), pubsub.TimeFormat)
+	b, _ = sse.AppendEvent(b, sse.Event{Name: "system", Data: append(data, `"}`...)})
+	_, _ = w.Write(b)
+}
+
+// replay sends, on resume, the alerts published while the client was away.
+func (s *session) replay(ctx context.Context, devices []string, since, now time.Time) {
+	_ = ctx
+	_ = devices
+	_ = since
+	_ = now
+}

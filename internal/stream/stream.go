@@ -1,0 +1,309 @@
+// Package stream serves the two SSE endpoints, GET /sse/alerts and
+// GET /sse/stream.
+//
+// Invariants: every check (ticket, purpose, devices, ownership, limits,
+// Redis subscription) is decided before the first byte, so a client sees
+// either a seed error body or a 200 event stream; after the first byte a
+// failure only ends the stream. Transient trouble (Redis down, draining)
+// is a soft refusal: 200, retry:, one system "unavailable" event, end, so
+// a native EventSource keeps trying. Tickets and cursors never reach logs.
+package stream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/device"
+	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/web"
+)
+
+// Tickets is what the handler needs of the ticket service.
+type Tickets interface {
+	// Parse verifies a ticket's signature and claims without Redis. An
+	// expired ticket returns its claims with ticket.ErrExpired.
+	Parse(token string) (ticket.Claims, error)
+	// Key is the Redis key of a ticket's record.
+	Key(id string) string
+}
+
+// Timing of a stream; zero values take the defaults noted.
+type Timing struct {
+	Heartbeat      time.Duration // HEARTBEAT_INTERVAL
+	RealtimeMin    time.Duration // REALTIME_MIN_INTERVAL
+	MaxDuration    time.Duration // STREAM_MAX_DURATION / -max-stream; 0: deadline only
+	RotationWindow time.Duration // jitter window before the end
+	// DeadlineMargin is kept free before the invocation deadline for the
+	// last write and the lease release: the platform kills at the deadline.
+	DeadlineMargin time.Duration // default 3s
+	// DefaultLifetime applies when the request has no deadline and no
+	// MaxDuration is set (the local server): as Lambda's 15 minutes.
+	DefaultLifetime time.Duration // default 15m
+	ConnectTimeout  time.Duration // Redis work before the first byte; default 3s
+}
+
+// Deps are the handler's collaborators.
+type Deps struct {
+	Tickets     Tickets
+	Registry    *registry.Registry
+	Hub         *pubsub.Hub
+	Redis       redis.Cmdable // history reads, eviction notices
+	Keys        config.Keys
+	Control     string // control channel for evictions
+	MaxDevices  int
+	QueueSize   int // per-stream FIFO bound; default 256
+	Timing      Timing
+	TrustedIP   string // TRUSTED_CLIENT_IP_HEADER
+	Log         *slog.Logger
+	Clock       clockwork.Clock
+	Jitter      func(max time.Duration) time.Duration // default uniform [0,max)
+	ReplayLimit int                                   // alerts replayed per device at most; default 100
+}
+
+// Handler serves both stream endpoints.
+type Handler struct {
+	d        Deps
+	draining atomic.Bool
+	open     atomic.Int64
+}
+
+// New returns a handler with defaults filled in.
+func New(d Deps) *Handler {
+	t := &d.Timing
+	if t.Heartbeat <= 0 {
+		t.Heartbeat = config.DefaultHeartbeatInterval
+	}
+	if t.DeadlineMargin <= 0 {
+		t.DeadlineMargin = 3 * time.Second
+	}
+	if t.DefaultLifetime <= 0 {
+		t.DefaultLifetime = 15 * time.Minute
+	}
+	if t.ConnectTimeout <= 0 {
+		t.ConnectTimeout = 3 * time.Second
+	}
+	if d.QueueSize <= 0 {
+		d.QueueSize = 256
+	}
+	if d.ReplayLimit <= 0 {
+		d.ReplayLimit = 100
+	}
+	if d.Clock == nil {
+		d.Clock = clockwork.NewRealClock()
+	}
+	if d.Jitter == nil {
+		d.Jitter = func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return rand.N(max)
+		}
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{d: d}
+}
+
+// Alerts serves GET /sse/alerts.
+func (h *Handler) Alerts() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Alerts) })
+}
+
+// Data serves GET /sse/stream.
+func (h *Handler) Data() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Data) })
+}
+
+// Drain makes new connects refuse softly and open streams end soon (at
+// their next wake-up) with a retry, for a graceful shutdown.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// Open returns the number of streams being served now.
+func (h *Handler) Open() int64 { return h.open.Load() }
+
+// Messages of the seed's error bodies.
+const (
+	msgAuth      = "Stream authentication required"
+	msgTicket    = "Invalid or expired stream ticket"
+	msgPurpose   = "Stream ticket is not valid for this stream"
+	msgForbidden = "Access denied to one or more devices"
+	msgIPLimit   = "Too many streams from this address"
+)
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+		return
+	}
+	q := r.URL.Query()
+	var devices []string
+	includeStatus := false
+	if purpose == registry.Data {
+		var err error
+		if devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
+			web.Error(w, http.StatusBadRequest, deviceMessage(err, h.d.MaxDevices))
+			return
+		}
+		if includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
+			web.Error(w, http.StatusBadRequest, "includeStatus must be true or false")
+			return
+		}
+	}
+	raw := q.Get("ticket")
+	if raw == "" {
+		web.Error(w, http.StatusUnauthorized, msgAuth)
+		return
+	}
+	claims, err := h.d.Tickets.Parse(raw)
+	expired := errors.Is(err, ticket.ErrExpired)
+	if err != nil && !expired {
+		web.Error(w, http.StatusUnauthorized, msgTicket)
+		return
+	}
+	want := ticket.PurposeData
+	if purpose == registry.Alerts {
+		want = ticket.PurposeAlerts
+	}
+	if !claims.Purpose.Allows(want) {
+		web.Error(w, http.StatusUnauthorized, msgPurpose)
+		return
+	}
+	cur, hasCursor := parseCursor(r.Header.Get("Last-Event-ID"))
+	if expired && !hasCursor {
+		web.Error(w, http.StatusUnauthorized, msgTicket)
+		return
+	}
+	if h.draining.Load() {
+		h.refuse(w, "draining")
+		return
+	}
+
+	now := h.d.Clock.Now()
+	s := &session{
+		h: h, w: w, rc: http.NewResponseController(w), purpose: purpose,
+		lease: registry.Lease{
+			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
+			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
+		},
+		log: h.d.Log.With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+	}
+	req := registry.Request{
+		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
+		TicketKey: s.lease.TicketKey, TicketID: claims.ID, NeedResume: expired, ConnectedAt: now,
+	}
+	if hasCursor {
+		req.ResumeID = cur.Lease
+	}
+	if includeStatus {
+		for _, d := range devices {
+			req.StatusKeys = append(req.StatusKeys, h.d.Keys.Status(d))
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
+	adm, err := h.d.Registry.Connect(ctx, req, now)
+	cancel()
+	if err != nil {
+		h.admissionError(w, err, purpose, adm)
+		return
+	}
+	if purpose == registry.Alerts {
+		devices = adm.Owned
+	}
+	h.notifyEvicted(r.Context(), adm.Evicted)
+
+	s.queue = pubsub.NewQueue(h.d.QueueSize, h.d.Timing.RealtimeMin)
+	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
+	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts}, s.queue)
+	cancel()
+	if err != nil {
+		s.release()
+		h.refuse(w, "subscribe")
+		return
+	}
+	defer sub.Close()
+	s.sub = sub
+
+	h.open.Add(1)
+	defer h.open.Add(-1)
+	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	reason := s.run(r.Context(), r, adm, devices, includeStatus, cur, hasCursor && adm.Resumed)
+	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)))
+}
+
+func (h *Handler) admissionError(w http.ResponseWriter, err error, purpose string, adm registry.Admission) {
+	limits := h.d.Registry.Limits()
+	switch {
+	case errors.Is(err, registry.ErrRevoked), errors.Is(err, registry.ErrBadCursor):
+		web.Error(w, http.StatusUnauthorized, msgTicket)
+	case errors.Is(err, registry.ErrForbidden):
+		web.Error(w, http.StatusForbidden, msgForbidden)
+	case errors.Is(err, registry.ErrSuperseded):
+		// 204 ends a native EventSource for good: a superseded tab must
+		// not come back and evict its successor.
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, registry.ErrUserLimit), errors.Is(err, registry.ErrIPLimit):
+		msg := msgIPLimit
+		if errors.Is(err, registry.ErrUserLimit) {
+			msg = "Data stream connection limit exceeded"
+			if purpose == registry.Alerts {
+				msg = "Alerts stream connection limit exceeded"
+			}
+		}
+		web.ErrorWith(w, http.StatusTooManyRequests, msg, map[string]any{
+			"currentConnections": adm.Counts,
+			"limits":             map[string]int{"alerts": limits.Alerts, "data": limits.Data},
+		})
+	default:
+		h.d.Log.Warn("admission failed", slog.String("err", err.Error()))
+		h.refuse(w, "redis")
+	}
+}
+
+// notifyEvicted tells the processes holding evicted leases to end them.
+func (h *Handler) notifyEvicted(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		if err := h.d.Redis.Publish(ctx, h.d.Control, "evict "+id).Err(); err != nil {
+			// The evicted lease is already marked: its next renewal ends it.
+			h.d.Log.Warn("eviction notice failed", slog.String("err", err.Error()))
+		}
+	}
+}
+
+func deviceMessage(err error, max int) string {
+	switch {
+	case errors.Is(err, device.ErrNone):
+		return "deviceId or deviceIds is required"
+	case errors.Is(err, device.ErrTooMany):
+		return "Too many devices: at most " + strconv.Itoa(max) + " per stream"
+	case errors.Is(err, device.ErrConflict):
+		return "Use deviceId or deviceIds, not both"
+	default:
+		return "Invalid device id"
+	}
+}
+
+func parseBool(v string, def bool) (bool, error) {
+	switch v {
+	case "":
+		return def, nil
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return def, errors.New("not a boolean")
+}
