@@ -1,0 +1,175 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/api"
+	"github.com/machinedash/sse/internal/ticket"
+)
+
+// These tests drive the small endpoints through the same assembled mux as
+// the streams, so they also show the three share one contract.
+
+func (e *env) post(path, bearer, payload string) (*http.Response, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(payload))
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, strings.TrimSpace(body(e.t, resp))
+}
+
+func (e *env) accessToken(user string) string {
+	e.t.Helper()
+	tok, err := access.Sign([]byte(strings.Repeat("a", 32)), "sub", user, time.Hour, e.clock.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.issued = append(e.issued, tok)
+	return tok
+}
+
+func TestTicketEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	tok := e.accessToken("1")
+
+	resp, got := e.post("/sse/stream-ticket", tok, `{"purpose":"alerts","ttlSeconds":120}`)
+	var out struct {
+		Ticket           string `json:"ticket"`
+		ExpiresInSeconds int    `json:"expiresInSeconds"`
+		TicketID         string `json:"ticketId"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(got), &out) != nil || out.ExpiresInSeconds != 120 || out.Ticket == "" {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	e.issued = append(e.issued, out.Ticket)
+	ttl := e.rdb.TTL(t.Context(), e.keys.SSEPrefix+"ticket:"+out.TicketID).Val()
+	if ttl < 119*time.Second || ttl > 120*time.Second {
+		t.Fatalf("record TTL %v", ttl)
+	}
+	c, err := e.app.Tickets.Verify(t.Context(), out.Ticket)
+	if err != nil || c.UserID != "1" || c.Purpose != ticket.PurposeAlerts || c.ID != out.TicketID {
+		t.Fatalf("%+v %v", c, err)
+	}
+	// Empty body: defaults (300 s, any purpose).
+	resp, got = e.post("/sse/stream-ticket", tok, ``)
+	if resp.StatusCode != 200 || !strings.Contains(got, `"expiresInSeconds":300`) {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	var plain struct{ Ticket string }
+	_ = json.Unmarshal([]byte(got), &plain)
+	e.issued = append(e.issued, plain.Ticket)
+	// Deleting the record revokes it.
+	if c, _ := e.app.Tickets.Parse(plain.Ticket); e.rdb.Del(t.Context(), e.app.Tickets.Key(c.ID)).Val() != 1 {
+		t.Fatal("no record")
+	}
+	if _, err := e.app.Tickets.Verify(t.Context(), plain.Ticket); err != ticket.ErrRevoked {
+		t.Fatalf("after delete: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name, bearer, body string
+		code               int
+		msg                string
+	}{
+		{"no token", "", `{}`, 401, "Authentication required"},
+		{"bad token", "nope", `{}`, 401, "Invalid or expired access token"},
+		{"stream ticket as access token", out.Ticket, `{}`, 401, "Invalid or expired access token"},
+		{"ttl low", tok, `{"ttlSeconds":59}`, 400, "ttlSeconds must be an integer from 60 to 3600"},
+		{"ttl high", tok, `{"ttlSeconds":3601}`, 400, "ttlSeconds must be an integer from 60 to 3600"},
+		{"ttl string", tok, `{"ttlSeconds":"300"}`, 400, "ttlSeconds must be an integer from 60 to 3600"},
+		{"purpose any", tok, `{"purpose":"any"}`, 400, `purpose must be \"alerts\" or \"data\"`},
+		{"purpose number", tok, `{"purpose":3}`, 400, `purpose must be \"alerts\" or \"data\"`},
+		{"not json", tok, `ttl=5`, 400, "Request body must be a JSON object"},
+		{"array", tok, `[1]`, 400, "Request body must be a JSON object"},
+		{"huge", tok, `{"x":"` + strings.Repeat("x", 5000) + `"}`, 400, "Request body too large"},
+	} {
+		resp, got := e.post("/sse/stream-ticket", tc.bearer, tc.body)
+		want := `"message":"` + tc.msg + `"`
+		if resp.StatusCode != tc.code || !strings.Contains(got, want) || !strings.Contains(got, `"statusCode":`) {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, got)
+		}
+	}
+	resp = e.get("/sse/stream-ticket")
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+}
+
+func TestStatusEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01", "C02")
+	anyTicket := e.ticket("1", ticket.PurposeAny)
+	c := e.open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c.expect("system", "")
+	e.clock.Advance(7 * time.Second)
+
+	resp := e.get("/sse/status?ticket=" + url.QueryEscape(anyTicket))
+	var st struct {
+		UserID        any    `json:"userId"`
+		TicketPurpose string `json:"ticketPurpose"`
+		Connections   struct{ Alerts, Data, Total int }
+		Limits        struct{ Alerts, Data int }
+		Active        []struct {
+			ID          string   `json:"id"`
+			Purpose     string   `json:"purpose"`
+			DeviceCount int      `json:"deviceCount"`
+			Devices     []string `json:"devices"`
+			ConnectedAt string   `json:"connectedAt"`
+			Uptime      int      `json:"uptime"`
+		} `json:"activeConnections"`
+	}
+	got := body(t, resp)
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(got), &st) != nil {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	if st.UserID != 1.0 || st.TicketPurpose != "any" || st.Connections.Data != 1 || st.Connections.Total != 1 ||
+		st.Limits.Alerts != 1 || st.Limits.Data != 1 || len(st.Active) != 1 {
+		t.Fatalf("%s", got)
+	}
+	a := st.Active[0]
+	if a.Purpose != "data" || a.DeviceCount != 2 || strings.Join(a.Devices, ",") != "C01,C02" ||
+		a.ConnectedAt != "2026-01-27T12:00:00.000Z" || a.Uptime != 7 || a.ID == "" {
+		t.Fatalf("%+v", a)
+	}
+	for _, tc := range []string{"", "?ticket=bad"} {
+		resp := e.get("/sse/status" + tc)
+		if got := body(t, resp); resp.StatusCode != 401 || !strings.Contains(got, `"statusCode":401`) {
+			t.Errorf("%q: %d %s", tc, resp.StatusCode, got)
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	resp := e.get("/health")
+	if got := strings.TrimSpace(body(t, resp)); resp.StatusCode != 200 || got != `{"redis":"up","status":"ok"}` {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer down.Close()
+	rec := httptest.NewRecorder()
+	api.Health(down).ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), "GET", "/health", nil))
+	if rec.Code != 503 || strings.TrimSpace(rec.Body.String()) != `{"redis":"down","status":"error"}` {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
