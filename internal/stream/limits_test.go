@@ -123,8 +123,8 @@ func TestPerIPLimitIsAlways429(t *testing.T) {
 		for _, u := range []string{"1", "2", "3"} {
 			e.own(u, "D"+u)
 		}
-		e.open("/sse/stream?deviceId=D1&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
-		e.open("/sse/stream?deviceId=D2&ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeData))).expect("system", "")
+		e.open("/sse/stream?deviceId=D1&ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
+		e.open("/sse/stream?deviceId=D2&ticket="+url.QueryEscape(e.ticket("2", ticket.PurposeData))).expect("system", "")
 		resp := e.get("/sse/stream?deviceId=D3&ticket=" + url.QueryEscape(e.ticket("3", ticket.PurposeData)))
 		got := body(t, resp)
 		if resp.StatusCode != 429 || !strings.Contains(got, `"message":"Too many streams from this address"`) || !strings.Contains(got, `"currentConnections"`) {
@@ -140,11 +140,11 @@ func TestStatusSeesStreamsOfSeparateInstances(t *testing.T) {
 	// invocation would be): shares nothing but the keys.
 	b := newEnv(t, func(c *config.Config) { c.Keys = a.keys; c.MaxDataStreams = 2 })
 	a.own("1", "C01", "C02")
-	a.open("/sse/alerts?ticket=" + url.QueryEscape(a.ticket("1", ticket.PurposeAlerts))).expect("system", "")
+	a.open("/sse/alerts?ticket="+url.QueryEscape(a.ticket("1", ticket.PurposeAlerts))).expect("system", "")
 	a.clock.Advance(10 * time.Second)
 	b.clock.Advance(10 * time.Second)
-	b.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(b.ticket("1", ticket.PurposeData))).expect("system", "")
-	b.open("/sse/stream?deviceId=C02&ticket=" + url.QueryEscape(b.ticket("1", ticket.PurposeData))).expect("system", "")
+	b.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(b.ticket("1", ticket.PurposeData))).expect("system", "")
+	b.open("/sse/stream?deviceId=C02&ticket="+url.QueryEscape(b.ticket("1", ticket.PurposeData))).expect("system", "")
 	a.clock.Advance(5 * time.Second)
 
 	resp := a.get("/sse/status?ticket=" + url.QueryEscape(a.ticket("1", ticket.PurposeAny)))
