@@ -60,6 +60,9 @@ type Message struct {
 	Device string
 	Data   []byte    // one line of compact JSON, ready for an SSE data field
 	At     time.Time // when this process received it
+	// Stamp is the publisher's "timestamp" for alert kinds, when it has one
+	// (zero otherwise): alert replay and resume cursors order by it.
+	Stamp time.Time
 }
 
 var (
@@ -98,6 +101,13 @@ func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 		return nil, ErrMalformed
 	}
 	data := buf.Bytes()
+	var stamp time.Time
+	if k.ForAlerts() && len(env.Timestamp) > 0 {
+		var ts string
+		if json.Unmarshal(env.Timestamp, &ts) == nil {
+			stamp, _ = time.Parse(time.RFC3339Nano, ts)
+		}
+	}
 	if len(env.Timestamp) == 0 || bytes.Equal(env.Timestamp, []byte("null")) {
 		// Unmarshal into a struct succeeded, so data is an object ending in '}'.
 		data = data[:len(data)-1]
@@ -105,5 +115,5 @@ func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 		data = now.UTC().AppendFormat(data, TimeFormat)
 		data = append(data, `"}`...)
 	}
-	return &Message{Kind: k, Device: id, Data: data, At: now}, nil
+	return &Message{Kind: k, Device: id, Data: data, At: now, Stamp: stamp}, nil
 }

@@ -36,6 +36,7 @@ type env struct {
 	srv    *httptest.Server
 	logs   *syncBuffer
 	issued []string // every ticket issued, to check logs and bodies
+	name   string   // the service's Redis client name
 }
 
 type syncBuffer struct {
@@ -72,7 +73,14 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	}
 	e := &env{t: t, rdb: rdb, keys: cfg.Keys, clock: clockwork.NewFakeClockAt(t0), logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(cfg, rdb, log, e.clock)
+	// The service gets a client of its own, named, so a test can find (and
+	// kill) exactly its connections.
+	opt := *rdb.Options()
+	opt.ClientName = "svc-" + strings.Trim(prefix, ":")
+	e.name = opt.ClientName
+	svc := redis.NewClient(&opt)
+	t.Cleanup(func() { svc.Close() })
+	a, err := app.New(cfg, svc, log, e.clock)
 	if err != nil {
 		t.Fatal(err)
 	}

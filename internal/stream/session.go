@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
@@ -33,6 +34,16 @@ type session struct {
 	buf      []byte
 	msgs     []*pubsub.Message
 	released bool
+
+	// mark is the alerts stream's resume watermark: the newest publisher
+	// timestamp among the alerts delivered (or the connect time). Every id
+	// on an alerts stream carries it, so a resume replays exactly the
+	// alerts stamped after it. It never goes back.
+	mark time.Time
+	// replayed holds the payloads sent by replay, so that the same alert
+	// arriving live right after is not sent twice. Cleared at the first
+	// heartbeat.
+	replayed map[string]struct{}
 }
 
 // Why a stream ended (logged, and used by tests).
@@ -83,8 +94,10 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 			}
 		}
 	}
+	s.mark = start
 	if resumed && s.purpose == registry.Alerts {
-		s.replay(ctx, devices, cur.At, start)
+		s.mark = cur.At
+		s.replay(ctx, devices, start)
 	}
 	if !s.flush() {
 		s.release()
@@ -105,12 +118,11 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 	}()
 
 	for {
-		if h.draining.Load() {
-			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		}
 		select {
 		case <-ctx.Done():
 			return endClient
+		case <-h.drain:
+			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
 		case <-s.sub.Lost():
 			return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
 		case <-s.sub.Evicted():
@@ -128,6 +140,7 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 				}
 				return s.finish(reason, kind, retry)
 			}
+			s.replayed = nil
 			s.system(now, "heartbeat")
 			if !s.flush() {
 				return endWrite
@@ -140,7 +153,7 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 		now := clk.Now()
 		msgs, next, overflowed := s.queue.Drain(now, s.msgs[:0])
 		for _, m := range msgs {
-			s.event(m.At, m.Kind.Event(), m.Data)
+			s.deliver(m)
 		}
 		clear(msgs)
 		s.msgs = msgs[:0]
@@ -239,9 +252,28 @@ func (s *session) release() {
 	}
 }
 
-// event appends one event with the next cursor id.
+// deliver appends one routed message, advancing the alert watermark and
+// skipping an alert that replay already sent.
+func (s *session) deliver(m *pubsub.Message) {
+	if m.Kind.ForAlerts() {
+		if _, dup := s.replayed[string(m.Data)]; dup {
+			delete(s.replayed, string(m.Data))
+			return
+		}
+		if m.Stamp.After(s.mark) {
+			s.mark = m.Stamp
+		}
+	}
+	s.event(m.At, m.Kind.Event(), m.Data)
+}
+
+// event appends one event with the next cursor id. On alerts streams the
+// id carries the watermark instead of the event's own time.
 func (s *session) event(at time.Time, name string, data []byte) {
 	s.seq++
+	if s.purpose == registry.Alerts {
+		at = s.mark
+	}
 	var idbuf [64]byte
 	id := appendCursor(idbuf[:0], s.lease.ID, at, s.seq)
 	out, err := sse.AppendEvent(s.buf, sse.Event{ID: string(id), Name: name, Data: data})
@@ -312,10 +344,44 @@ func (h *Handler) refuse(w http.ResponseWriter, why string) {
 	_, _ = w.Write(b)
 }
 
-// replay sends, on resume, the alerts published while the client was away.
-func (s *session) replay(ctx context.Context, devices []string, since, now time.Time) {
-	_ = ctx
-	_ = devices
-	_ = since
-	_ = now
+// replay sends, on resume, the alerts published while the client was away:
+// those in each device's history (newest first, at most ReplayLimit)
+// stamped after the watermark, oldest first. Entries without a timestamp
+// cannot be placed and are not replayed; an entry naming another device is
+// ignored. The subscription is already live, so an alert published during
+// the replay comes both ways: the live copy is dropped by deliver.
+func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
+	if len(devices) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	pipe := s.h.d.Redis.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(devices))
+	for i, d := range devices {
+		cmds[i] = pipe.LRange(rctx, s.h.d.Keys.AlertHistory(d), 0, int64(s.h.d.ReplayLimit-1))
+	}
+	if _, err := pipe.Exec(rctx); err != nil && !errors.Is(err, redis.Nil) {
+		s.log.Warn("alert replay failed", "err", err.Error())
+		return
+	}
+	var out []*pubsub.Message
+	for i, d := range devices {
+		for _, raw := range cmds[i].Val() {
+			m, err := pubsub.Parse(pubsub.KindAlert, []byte(raw), now)
+			if err != nil || m.Device != d || m.Stamp.IsZero() || !m.Stamp.After(s.mark) {
+				continue
+			}
+			out = append(out, m)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *pubsub.Message) int { return a.Stamp.Compare(b.Stamp) })
+	s.replayed = make(map[string]struct{}, len(out))
+	for _, m := range out {
+		s.replayed[string(m.Data)] = struct{}{}
+		if m.Stamp.After(s.mark) {
+			s.mark = m.Stamp
+		}
+		s.event(now, m.Kind.Event(), m.Data)
+	}
 }

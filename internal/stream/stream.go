@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,9 +75,11 @@ type Deps struct {
 
 // Handler serves both stream endpoints.
 type Handler struct {
-	d        Deps
-	draining atomic.Bool
-	open     atomic.Int64
+	d         Deps
+	draining  atomic.Bool
+	drain     chan struct{} // closed by Drain: wakes every open stream
+	drainOnce sync.Once
+	open      atomic.Int64
 }
 
 // New returns a handler with defaults filled in.
@@ -114,7 +117,7 @@ func New(d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{d: d}
+	return &Handler{d: d, drain: make(chan struct{})}
 }
 
 // Alerts serves GET /sse/alerts.
@@ -129,7 +132,10 @@ func (h *Handler) Data() http.Handler {
 
 // Drain makes new connects refuse softly and open streams end soon (at
 // their next wake-up) with a retry, for a graceful shutdown.
-func (h *Handler) Drain() { h.draining.Store(true) }
+func (h *Handler) Drain() {
+	h.draining.Store(true)
+	h.drainOnce.Do(func() { close(h.drain) })
+}
 
 // Open returns the number of streams being served now.
 func (h *Handler) Open() int64 { return h.open.Load() }

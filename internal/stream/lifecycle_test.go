@@ -1,0 +1,289 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/app"
+	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/redistest"
+	"github.com/machinedash/sse/internal/ticket"
+)
+
+func TestRotationEndsWithRetry(t *testing.T) {
+	t.Parallel()
+	const life = 60 * time.Second
+	e := newEnv(t, func(c *config.Config) {
+		c.StreamMaxDuration = life
+		c.HeartbeatInterval = time.Hour // only the rotation timer runs
+	})
+	e.own("1", "C01")
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c.expect("system", "")
+	e.waitTimers(2)
+	e.clock.Advance(life)
+	if ev := c.next(); ev.Name != "system" || ev.json(t)["kind"] != "reconnect" || !idPattern.MatchString(ev.ID) {
+		t.Fatalf("last event %+v", ev)
+	}
+	c.ended()
+	if r := c.lastRetry(); r < 1000 || r > 5000 {
+		t.Fatalf("rotation retry %d ms outside 1000..5000", r)
+	}
+}
+
+func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
+	e.own("1", "C01")
+	tk, _, err := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeData, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.issued = append(e.issued, tk)
+	path := "/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tk)
+	old := e.open(path)
+	last := old.expect("system", "")
+	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
+	last = old.expect("realtime-update", "C01")
+
+	// The ticket expires while the stream is open.
+	e.waitTimers(2)
+	e.clock.Advance(61 * time.Second)
+	if resp := e.get(path); resp.StatusCode != 401 {
+		t.Fatalf("expired ticket without cursor: %d", resp.StatusCode)
+	}
+	// The browser reconnects with the same URL and its Last-Event-ID while
+	// the old invocation still runs (Lambda never learns the client left):
+	// under reject, it is still admitted, because it takes over its own lease.
+	fresh := e.open(path, "Last-Event-ID", last.ID)
+	fresh.expect("system", "")
+	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":2}`)
+	fresh.expect("realtime-update", "C01")
+	counts, _, _ := e.app.Registry.List(t.Context(), "1", e.clock.Now())
+	if counts.Data != 1 {
+		t.Fatalf("%+v leases after takeover", counts)
+	}
+}
+
+func TestResumeRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01", "C02")
+	e.own("2", "C01")
+	issue := func(user string) string {
+		tk, _, err := e.app.Tickets.Issue(t.Context(), user, ticket.PurposeData, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.issued = append(e.issued, tk)
+		return tk
+	}
+	mine, theirs := issue("1"), issue("2")
+	a := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(mine))
+	myID := a.expect("system", "").ID
+	b := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(theirs))
+	theirID := b.expect("system", "").ID
+	e.waitTimers(4)
+	e.clock.Advance(61 * time.Second) // both tickets expired
+
+	forged := "AAAAAAAAAAAAAAAAAAAAAA" + myID[22:]
+	lease := strings.Split(myID, ".")[0]
+	for _, tc := range []struct{ name, path, id string }{
+		{"forged cursor", "deviceId=C01&ticket=" + url.QueryEscape(mine), forged},
+		{"not a cursor", "deviceId=C01&ticket=" + url.QueryEscape(mine), "12345"},
+		{"another user's cursor", "deviceId=C01&ticket=" + url.QueryEscape(mine), theirID},
+		{"cursor for other devices", "deviceIds=C01,C02&ticket=" + url.QueryEscape(mine), myID},
+		{"other ticket's cursor", "deviceId=C01&ticket=" + url.QueryEscape(theirs), myID},
+	} {
+		resp := e.get("/sse/stream?"+tc.path, "Last-Event-ID", tc.id)
+		if got := body(t, resp); resp.StatusCode != 401 || !strings.Contains(got, "Invalid or expired stream ticket") {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, got)
+		}
+	}
+	// An expired cursor: its lease record is gone after the resume window.
+	e.rdb.Del(t.Context(), e.keys.SSEPrefix+"conn:"+lease)
+	if resp := e.get("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(mine), "Last-Event-ID", myID); resp.StatusCode != 401 {
+		t.Errorf("expired cursor: %d", resp.StatusCode)
+	}
+	// A revoked ticket: the cursor is fine, the ticket is not.
+	claims, _ := e.app.Tickets.Parse(theirs)
+	_ = e.app.Tickets.Revoke(t.Context(), claims.ID)
+	if resp := e.get("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(theirs), "Last-Event-ID", theirID); resp.StatusCode != 401 {
+		t.Errorf("revoked: %d", resp.StatusCode)
+	}
+}
+
+func (e *env) alert(device string, at time.Time, msg string, live bool) string {
+	e.t.Helper()
+	p := fmt.Sprintf(`{"deviceId":%q,"alert":{"message":%q},"timestamp":%q}`, device, msg, at.UTC().Format("2006-01-02T15:04:05.000Z"))
+	ctx := context.Background()
+	e.rdb.LPush(ctx, e.keys.AlertHistory(device), p)
+	e.rdb.LTrim(ctx, e.keys.AlertHistory(device), 0, 99)
+	if live {
+		e.publish(e.keys.ChannelAlerts, p)
+	}
+	return p
+}
+
+func TestAlertReplayOnResumeWithoutLossOrDuplicates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01", "C02")
+	e.alert("C01", t0.Add(-time.Hour), "ancient", false) // before the stream: never replayed
+	tk := e.ticket("1", ticket.PurposeAlerts)
+	path := "/sse/alerts?ticket=" + url.QueryEscape(tk)
+	c := e.open(path)
+	c.expect("system", "")
+	e.alert("C01", t0.Add(1*time.Second), "a1", true)
+	last := c.expect("machine-alert", "C01")
+	c.resp.Body.Close() // the network drops
+	c.ended()
+
+	// While away: three alerts on two devices, one without a timestamp
+	// (cannot be placed, not replayed), one of a device the user does not
+	// own stored in a list it does own (ignored).
+	e.alert("C02", t0.Add(3*time.Second), "b3", true)
+	e.alert("C01", t0.Add(2*time.Second), "b2", true)
+	e.alert("C01", t0.Add(4*time.Second), "b4", true)
+	e.rdb.LPush(t.Context(), e.keys.AlertHistory("C01"), `{"deviceId":"C01","alert":{"message":"nots"}}`)
+	e.rdb.LPush(t.Context(), e.keys.AlertHistory("C02"), `{"deviceId":"X9","alert":{"message":"x"},"timestamp":"2026-01-27T12:00:05.000Z"}`)
+	// One lands in history just before the reconnect and is published just
+	// after it: it must come once.
+	dup := e.alert("C02", t0.Add(5*time.Second), "b5", false)
+
+	e.clock.Advance(10 * time.Second)
+	r := e.open(path, "Last-Event-ID", last.ID)
+	r.expect("system", "")
+	var got []string
+	for i := 0; i < 4; i++ {
+		got = append(got, r.expect("machine-alert", "").json(t)["alert"].(map[string]any)["message"].(string))
+	}
+	if strings.Join(got, ",") != "b2,b3,b4,b5" {
+		t.Fatalf("replayed %v, want b2,b3,b4,b5 in order", got)
+	}
+	e.publish(e.keys.ChannelAlerts, dup) // the live copy of b5
+	e.alert("C01", t0.Add(12*time.Second), "c1", true)
+	if m := r.expect("machine-alert", "C01").json(t)["alert"].(map[string]any)["message"]; m != "c1" {
+		t.Fatalf("after replay got %v (b5 twice?)", m)
+	}
+}
+
+func TestRealtimeIsThrottledAndKeepsTheLastValue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.RealtimeMinInterval = time.Second; c.HeartbeatInterval = time.Hour })
+	e.own("1", "C01")
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c.expect("system", "")
+	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":0}`)
+	c.expect("realtime-update", "C01")
+	for i := 1; i <= 20; i++ {
+		e.publish(e.keys.ChannelRealtime, fmt.Sprintf(`{"deviceId":"C01","data":%d}`, i))
+		e.publish(e.keys.ChannelSPC, fmt.Sprintf(`{"deviceId":"C01","data":%d}`, i))
+	}
+	// spc is never coalesced: all 20 arrive at once, no realtime among them.
+	for i := 1; i <= 20; i++ {
+		ev := c.expect("spc-update", "C01")
+		if ev.json(t)["data"] != float64(i) {
+			t.Fatalf("spc %d: %s", i, ev.Data)
+		}
+	}
+	e.waitTimers(3) // heartbeat, rotation, throttle
+	e.clock.Advance(time.Second)
+	if ev := c.expect("realtime-update", "C01"); ev.json(t)["data"] != 20.0 {
+		t.Fatalf("after the interval got %s, want the last value 20", ev.Data)
+	}
+}
+
+func TestSoftRefusalWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	cfg, _ := config.Load(func(string) string { return "" })
+	cfg.StreamTicketSecret.Value = strings.Repeat("t", 32)
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer down.Close()
+	a, err := app.New(cfg, down, slog.New(slog.NewTextHandler(io.Discard, nil)), clockwork.NewFakeClockAt(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Hub.Close()
+	srv := httptest.NewServer(a.Mux())
+	defer srv.Close()
+	// A well-signed ticket, issued while Redis was up; now its record
+	// cannot be checked.
+	up, _ := redistest.Client(t)
+	issuer, _ := ticket.New([]byte(cfg.StreamTicketSecret.Value), up, "", func() time.Time { return t0 })
+	tk, _, err := issuer.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.Client().Get(srv.URL + "/sse/alerts?ticket=" + url.QueryEscape(tk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := body(t, resp)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		!strings.Contains(got, "event: system\ndata: {\"kind\":\"unavailable\"") {
+		t.Fatalf("%d %q", resp.StatusCode, got)
+	}
+	var retry int
+	fmt.Sscanf(got[strings.Index(got, "retry: "):], "retry: %d", &retry)
+	if retry < 5000 || retry > 15000 {
+		t.Fatalf("retry %d", retry)
+	}
+}
+
+func TestRedisLostMidStreamEndsSoftly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01")
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c.expect("system", "")
+	// Kill this instance's pub/sub connection, and only it.
+	killed := 0
+	for _, line := range strings.Split(e.rdb.ClientList(t.Context()).Val(), "\n") {
+		if strings.Contains(line, " name="+e.name+" ") && !strings.Contains(line, " sub=0 ") {
+			var cid int64
+			fmt.Sscanf(line, "id=%d", &cid)
+			if e.rdb.ClientKillByFilter(t.Context(), "ID", fmt.Sprint(cid)).Err() == nil {
+				killed++
+			}
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d subscriber connections, want 1", killed)
+	}
+	ev := c.next()
+	if ev.json(t)["kind"] != "unavailable" {
+		t.Fatalf("%+v", ev)
+	}
+	c.ended()
+	if r := c.lastRetry(); r < 5000 || r > 15000 {
+		t.Fatalf("retry %d", r)
+	}
+}
+
+func TestDrainEndsOpenStreamsAndRefusesNewOnes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01")
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c.expect("system", "")
+	e.app.Streams.Drain()
+	if ev := c.next(); ev.json(t)["kind"] != "unavailable" {
+		t.Fatalf("%+v", ev)
+	}
+	c.ended()
+	resp := e.get("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	if got := body(t, resp); resp.StatusCode != 200 || !strings.Contains(got, `"kind":"unavailable"`) {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+}
