@@ -20,7 +20,7 @@ test-go:
 	$(GO_TEST) ./...
 
 test-infra:
-	cd infra && $(GO_TEST) ./...
+	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(GO_TEST) ./...
 
 dev:
 	go run ./functions/local
@@ -28,8 +28,14 @@ dev:
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
 
+# Each fuzz target for FUZZTIME (go test fuzzes one target at a time).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := internal/sse:FuzzEncode internal/sse:FuzzComment internal/access:FuzzUserID \
+	internal/ticket:FuzzParse internal/pubsub:FuzzParse internal/device:FuzzParseQuery \
+	internal/stream:FuzzParseCursor
 fuzz:
-	go run ./internal/fuzzall
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t"; go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; done
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo 'gofmt: files above need formatting' && exit 1)
@@ -40,10 +46,12 @@ $(CDK):
 	mkdir -p .cdk && cd .cdk && npm install --no-audit --no-fund --silent aws-cdk@$(CDK_VERSION)
 
 synth: build $(CDK)
-	$(CDK) synth --quiet
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(CDK) synth --quiet $(CDK_ARGS)
+	@grep -q '"InvokeMode": "RESPONSE_STREAM"' cdk.out/MachineSse.template.json || \
+		(echo 'synth: cdk.out/MachineSse.template.json is missing or has no streaming function URL' >&2; exit 1)
 
 deploy: build $(CDK)
-	$(CDK) deploy
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(CDK) deploy $(CDK_ARGS)
 
 clean:
 	rm -rf bin cdk.out
