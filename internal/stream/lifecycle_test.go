@@ -67,6 +67,12 @@ func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
 	// under reject, it is still admitted, because it takes over its own lease.
 	fresh := e.open(path, "Last-Event-ID", last.ID)
 	fresh.expect("system", "")
+	// The orphaned old stream is ended at once, not left running (billed)
+	// until its next heartbeat.
+	if ev := old.next(); ev.json(t)["kind"] != "superseded" {
+		t.Fatalf("old stream got %+v", ev)
+	}
+	old.ended()
 	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":2}`)
 	fresh.expect("realtime-update", "C01")
 	counts, _, _ := e.app.Registry.List(t.Context(), "1", e.clock.Now())

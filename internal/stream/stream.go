@@ -230,6 +230,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 		devices = adm.Owned
 	}
 	h.notifyEvicted(r.Context(), adm.Evicted)
+	if adm.Resumed {
+		// The same browser came back while its old invocation may still be
+		// running (Lambda never learns that a client left): end that one
+		// now instead of at its next heartbeat, so it stops being billed.
+		h.notifyEvicted(r.Context(), []string{req.ResumeID})
+	}
 
 	s.queue = pubsub.NewQueue(h.d.QueueSize, h.d.Timing.RealtimeMin)
 	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
