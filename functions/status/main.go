@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambdaurl"
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/urlfn"
 )
 
 func main() {
@@ -18,5 +19,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	lambdaurl.Start(a.Mux("/sse/status"))
+	// A BUFFERED function URL: one JSON response object, not a stream.
+	lambda.Start(urlfn.Buffered(a.Mux("/sse/status")))
 }

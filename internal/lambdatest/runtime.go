@@ -533,12 +533,22 @@ func (inv *Invocation) Prelude(ctx context.Context) (Prelude, error) {
 // Response waits for a streamed response to end and returns what a
 // RESPONSE_STREAM function URL sends the client: the prelude's status and
 // headers, and the body.
+//
+// A payload that is not streamed is read as a BUFFERED function URL reads
+// it (see Result.Buffered), so the same call serves both kinds of function.
 func (inv *Invocation) Response(ctx context.Context) (Prelude, []byte, error) {
-	p, err := inv.Prelude(ctx)
-	if err != nil {
-		return p, nil, err
-	}
 	res, err := inv.Wait(ctx)
+	if err != nil {
+		return Prelude{}, nil, err
+	}
+	if !res.Streaming && res.Err == nil {
+		b, err := res.Buffered()
+		if err != nil {
+			return Prelude{}, nil, err
+		}
+		return Prelude{StatusCode: b.StatusCode, Headers: b.Headers, Cookies: b.Cookies, At: res.Finished}, []byte(b.Body), nil
+	}
+	p, err := inv.Prelude(ctx)
 	if err != nil {
 		return p, nil, err
 	}
