@@ -1,0 +1,470 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+)
+
+// Defaults of the stack. Each one is a prop (and a context key, see
+// PropsFromContext) so a deployer changes it without editing code.
+const (
+	DefaultStreamMemoryMB            = 128 // a Go stream handler measured ~20-30 MB RSS
+	DefaultStreamReservedConcurrency = 50
+	DefaultHeartbeatInterval         = 25 * time.Second
+	DefaultLogLevel                  = "info"
+	DefaultLogRetentionDays          = 30
+	DefaultAccessTokenUserClaim      = "sub"
+	DefaultRedisNodeType             = "cache.t4g.micro"
+
+	// OriginReadTimeout is CloudFront's wait between two bytes from a function
+	// URL. It must stay well above the heartbeat interval, or an idle stream is
+	// cut by CloudFront (60 s is within the default quota of 120 s).
+	OriginReadTimeout = 60 * time.Second
+	// ConcurrencyAlarmRatio is the share of the stream function's reserved
+	// concurrency at which the "near the limit" alarm fires: past 100 % new
+	// streams get 429, which ends a native EventSource for good.
+	ConcurrencyAlarmRatio = 0.8
+)
+
+// Functions are the Lambda functions of the service, in the order the stack
+// creates them; each one's code is <AssetRoot>/bin/<name>/bootstrap.
+var Functions = []string{"stream", "ticket", "status", "health"}
+
+// SimulatorFunction is the optional demo publisher (Props.Simulator).
+const SimulatorFunction = "simulator"
+
+// Props configure the stack. The zero value of every optional field means
+// "the default above"; Validate reports every problem at once.
+type Props struct {
+	// AssetRoot is the directory that holds bin/<fn>/bootstrap (the repo root
+	// after `make build`). Required.
+	AssetRoot string
+	// DashboardOrigins are the browser origins (scheme://host[:port]) that may
+	// call the service cross-origin. Empty: no CORS at all.
+	DashboardOrigins []string
+
+	StreamMemoryMB            int           // default DefaultStreamMemoryMB
+	StreamReservedConcurrency int           // default DefaultStreamReservedConcurrency
+	HeartbeatInterval         time.Duration // default DefaultHeartbeatInterval
+	LogLevel                  string        // default DefaultLogLevel
+	LogRetentionDays          int           // default DefaultLogRetentionDays
+	ConnectionLimitPolicy     string        // "" leaves the function default (evict-oldest)
+	MaxStreamsPerIP           int           // 0 leaves the function default (5)
+
+	// Access tokens of the existing app: at most one of AccessTokenSecretArn
+	// (an existing secret holding the HS256 key) and AccessTokenPublicKey
+	// (PEM). With neither, the stack creates a secret for the deployer to fill.
+	AccessTokenSecretArn string
+	AccessTokenPublicKey string
+	AccessTokenUserClaim string // default DefaultAccessTokenUserClaim
+
+	// Simulator adds the demo publisher, run every minute by EventBridge.
+	Simulator bool
+
+	// AlarmTopicArn, if set, receives every alarm (an existing SNS topic).
+	AlarmTopicArn string
+
+	// WebACLArn attaches an existing AWS WAF web ACL (scope CLOUDFRONT,
+	// us-east-1) to the distribution.
+	WebACLArn string
+
+	// DomainName and CertificateArn (ACM, us-east-1) give CloudFront a custom
+	// domain, which is what lets it enforce TLSv1.2_2021 for viewers.
+	DomainName     string
+	CertificateArn string
+
+	// New VPC + Redis variant (Existing == nil).
+	RedisNodeType string // default DefaultRedisNodeType
+	// RedisSingleNode drops the replica (no Multi-AZ failover) to halve the
+	// Redis cost of a demo.
+	RedisSingleNode bool
+	// RedisClientSecurityGroupIDs are extra security groups (in the new VPC,
+	// e.g. an ingest) allowed to reach Redis on its port.
+	RedisClientSecurityGroupIDs []string
+
+	// Existing, when set, deploys into an existing VPC next to an existing
+	// Redis: no VPC and no Redis are created.
+	Existing *Existing
+}
+
+// Existing describes an existing VPC and Redis. Nothing here is looked up:
+// synth stays offline and needs no AWS credentials.
+type Existing struct {
+	VpcID           string
+	SubnetIDs       []string // private subnets the functions run in
+	SecurityGroupID string   // attached to the functions; already allowed into Redis
+	RedisEndpoint   string   // host:port of the primary endpoint
+	RedisPlaintext  bool     // redis:// instead of rediss:// (not recommended)
+	// RedisAuthSecretArn is the complete ARN of a secret holding the AUTH
+	// token; empty if the Redis has no AUTH.
+	RedisAuthSecretArn string
+	// SecretsEndpoint creates a Secrets Manager interface endpoint in the
+	// VPC. Leave it off when the subnets reach Secrets Manager already (NAT or
+	// an existing endpoint): its private DNS name would take over the VPC.
+	SecretsEndpoint bool
+}
+
+var (
+	secretArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
+	snsArnPattern    = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$`)
+	wafArnPattern    = regexp.MustCompile(`^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[A-Za-z0-9_-]+/[a-f0-9-]+$`)
+	acmArnPattern    = regexp.MustCompile(`^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[A-Za-z0-9-]+$`)
+	vpcIDPattern     = regexp.MustCompile(`^vpc-[0-9a-f]+$`)
+	subnetIDPattern  = regexp.MustCompile(`^subnet-[0-9a-f]+$`)
+	sgIDPattern      = regexp.MustCompile(`^sg-[0-9a-f]+$`)
+	nodeTypePattern  = regexp.MustCompile(`^cache\.[a-z0-9]+\.[a-z0-9]+$`)
+	domainPattern    = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$`)
+	claimPattern     = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,128}$`)
+)
+
+// logRetention maps the retention periods CloudWatch Logs accepts (days) to
+// the CDK enum.
+var logRetention = map[int]awslogs.RetentionDays{
+	1: awslogs.RetentionDays_ONE_DAY, 3: awslogs.RetentionDays_THREE_DAYS,
+	5: awslogs.RetentionDays_FIVE_DAYS, 7: awslogs.RetentionDays_ONE_WEEK,
+	14: awslogs.RetentionDays_TWO_WEEKS, 30: awslogs.RetentionDays_ONE_MONTH,
+	60: awslogs.RetentionDays_TWO_MONTHS, 90: awslogs.RetentionDays_THREE_MONTHS,
+	120: awslogs.RetentionDays_FOUR_MONTHS, 150: awslogs.RetentionDays_FIVE_MONTHS,
+	180: awslogs.RetentionDays_SIX_MONTHS, 365: awslogs.RetentionDays_ONE_YEAR,
+	400: awslogs.RetentionDays_THIRTEEN_MONTHS, 545: awslogs.RetentionDays_EIGHTEEN_MONTHS,
+	731: awslogs.RetentionDays_TWO_YEARS, 1096: awslogs.RetentionDays_THREE_YEARS,
+	1827: awslogs.RetentionDays_FIVE_YEARS, 2192: awslogs.RetentionDays_SIX_YEARS,
+	2557: awslogs.RetentionDays_SEVEN_YEARS, 2922: awslogs.RetentionDays_EIGHT_YEARS,
+	3288: awslogs.RetentionDays_NINE_YEARS, 3653: awslogs.RetentionDays_TEN_YEARS,
+}
+
+// withDefaults returns p with every unset optional field set to its default.
+func (p Props) withDefaults() Props {
+	if p.StreamMemoryMB == 0 {
+		p.StreamMemoryMB = DefaultStreamMemoryMB
+	}
+	if p.StreamReservedConcurrency == 0 {
+		p.StreamReservedConcurrency = DefaultStreamReservedConcurrency
+	}
+	if p.HeartbeatInterval == 0 {
+		p.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if p.LogLevel == "" {
+		p.LogLevel = DefaultLogLevel
+	}
+	if p.LogRetentionDays == 0 {
+		p.LogRetentionDays = DefaultLogRetentionDays
+	}
+	if p.AccessTokenUserClaim == "" {
+		p.AccessTokenUserClaim = DefaultAccessTokenUserClaim
+	}
+	if p.RedisNodeType == "" {
+		p.RedisNodeType = DefaultRedisNodeType
+	}
+	return p
+}
+
+// Validate reports every problem of p (after defaults) at once.
+func (p Props) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if p.AssetRoot == "" {
+		bad("assetRoot: required (the directory holding bin/<fn>/bootstrap)")
+	} else {
+		for _, fn := range p.functionNames() {
+			path := filepath.Join(p.AssetRoot, "bin", fn, "bootstrap")
+			if st, err := os.Stat(path); err != nil || st.IsDir() {
+				bad("assetRoot: %s is missing (run `make build`)", path)
+			}
+		}
+	}
+	for _, o := range p.DashboardOrigins {
+		if err := validOrigin(o); err != nil {
+			bad("dashboardOrigins: %q: %v", o, err)
+		}
+	}
+	// Lambda memory is 128..10240 MB.
+	if p.StreamMemoryMB < 128 || p.StreamMemoryMB > 10240 {
+		bad("streamMemoryMb: %d is outside 128..10240", p.StreamMemoryMB)
+	}
+	if p.StreamReservedConcurrency < 1 {
+		bad("streamReservedConcurrency: %d must be at least 1", p.StreamReservedConcurrency)
+	}
+	// CloudFront cuts an origin that sends nothing for OriginReadTimeout; two
+	// heartbeats per timeout leave room for one late or lost write.
+	if p.HeartbeatInterval < time.Second || p.HeartbeatInterval > OriginReadTimeout/2 {
+		bad("heartbeatInterval: %s must be between 1s and %s (half the CloudFront origin read timeout)", p.HeartbeatInterval, OriginReadTimeout/2)
+	}
+	switch p.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("logLevel: %q is not one of debug, info, warn, error", p.LogLevel)
+	}
+	if _, ok := logRetention[p.LogRetentionDays]; !ok {
+		bad("logRetentionDays: %d is not a CloudWatch Logs retention period", p.LogRetentionDays)
+	}
+	switch p.ConnectionLimitPolicy {
+	case "", "evict-oldest", "reject":
+	default:
+		bad("connectionLimitPolicy: %q is not evict-oldest or reject", p.ConnectionLimitPolicy)
+	}
+	if p.MaxStreamsPerIP < 0 {
+		bad("maxStreamsPerIp: %d must not be negative", p.MaxStreamsPerIP)
+	}
+	if p.AccessTokenSecretArn != "" && p.AccessTokenPublicKey != "" {
+		bad("accessTokenSecretArn and accessTokenPublicKey: set at most one")
+	}
+	if p.AccessTokenSecretArn != "" && !secretArnPattern.MatchString(p.AccessTokenSecretArn) {
+		bad("accessTokenSecretArn: %q is not a complete Secrets Manager ARN (with its 6-character suffix)", p.AccessTokenSecretArn)
+	}
+	if p.AccessTokenPublicKey != "" && !strings.Contains(p.AccessTokenPublicKey, "-----BEGIN PUBLIC KEY-----") {
+		bad("accessTokenPublicKey: not a PEM public key (-----BEGIN PUBLIC KEY-----)")
+	}
+	if !claimPattern.MatchString(p.AccessTokenUserClaim) {
+		bad("accessTokenUserClaim: %q is not a claim name", p.AccessTokenUserClaim)
+	}
+	if p.AlarmTopicArn != "" && !snsArnPattern.MatchString(p.AlarmTopicArn) {
+		bad("alarmTopicArn: %q is not an SNS topic ARN", p.AlarmTopicArn)
+	}
+	if p.WebACLArn != "" && !wafArnPattern.MatchString(p.WebACLArn) {
+		bad("webAclArn: %q is not a global (CLOUDFRONT) WAFv2 web ACL ARN", p.WebACLArn)
+	}
+	if (p.DomainName == "") != (p.CertificateArn == "") {
+		bad("domainName and certificateArn: set both or neither")
+	}
+	if p.DomainName != "" && !domainPattern.MatchString(p.DomainName) {
+		bad("domainName: %q is not a lower-case DNS name", p.DomainName)
+	}
+	if p.CertificateArn != "" && !acmArnPattern.MatchString(p.CertificateArn) {
+		bad("certificateArn: %q is not an ACM certificate ARN in us-east-1 (CloudFront needs us-east-1)", p.CertificateArn)
+	}
+
+	if e := p.Existing; e != nil {
+		if p.RedisSingleNode || p.RedisNodeType != DefaultRedisNodeType || len(p.RedisClientSecurityGroupIDs) > 0 {
+			bad("redisNodeType, redisSingleNode, redisClientSecurityGroupIds: only for a new Redis, not with vpcId")
+		}
+		if !vpcIDPattern.MatchString(e.VpcID) {
+			bad("vpcId: %q is not a VPC id", e.VpcID)
+		}
+		if len(e.SubnetIDs) == 0 {
+			bad("subnetIds: required with vpcId (the private subnets the functions run in)")
+		}
+		for _, s := range e.SubnetIDs {
+			if !subnetIDPattern.MatchString(s) {
+				bad("subnetIds: %q is not a subnet id", s)
+			}
+		}
+		if !sgIDPattern.MatchString(e.SecurityGroupID) {
+			bad("securityGroupId: %q is not a security group id", e.SecurityGroupID)
+		}
+		if host, port, err := net.SplitHostPort(e.RedisEndpoint); err != nil || host == "" || !validPort(port) {
+			bad("redisEndpoint: %q is not host:port", e.RedisEndpoint)
+		}
+		if e.RedisAuthSecretArn != "" && !secretArnPattern.MatchString(e.RedisAuthSecretArn) {
+			bad("redisAuthSecretArn: %q is not a complete Secrets Manager ARN (with its 6-character suffix)", e.RedisAuthSecretArn)
+		}
+	} else {
+		if !nodeTypePattern.MatchString(p.RedisNodeType) {
+			bad("redisNodeType: %q is not a cache node type", p.RedisNodeType)
+		}
+		for _, id := range p.RedisClientSecurityGroupIDs {
+			if !sgIDPattern.MatchString(id) {
+				bad("redisClientSecurityGroupIds: %q is not a security group id", id)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// functionNames are the functions this configuration deploys.
+func (p Props) functionNames() []string {
+	if p.Simulator {
+		return append(append([]string(nil), Functions...), SimulatorFunction)
+	}
+	return Functions
+}
+
+// validOrigin accepts a browser origin: https://host[:port], or http:// for
+// localhost only. "*" is refused: CORS here allows credentials.
+func validOrigin(o string) error {
+	if o == "*" {
+		return errors.New("a wildcard cannot be used with credentials: list the dashboard origins")
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("not scheme://host[:port]")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1"):
+	default:
+		return errors.New("must be https (http only for localhost)")
+	}
+	if u.Port() != "" && !validPort(u.Port()) {
+		return errors.New("bad port")
+	}
+	return nil
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
+}
+
+// ContextKeys are the CDK context keys PropsFromContext reads (-c key=value
+// or cdk.json "context"). Lists are comma-separated.
+var ContextKeys = []string{
+	"assetRoot", "dashboardOrigins", "simulator",
+	"streamMemoryMb", "streamReservedConcurrency", "heartbeatInterval",
+	"logLevel", "logRetentionDays", "connectionLimitPolicy", "maxStreamsPerIp",
+	"accessTokenSecretArn", "accessTokenPublicKey", "accessTokenUserClaim",
+	"alarmTopicArn", "webAclArn", "domainName", "certificateArn",
+	"redisNodeType", "redisSingleNode", "redisClientSecurityGroupIds",
+	"vpcId", "subnetIds", "securityGroupId", "redisEndpoint", "redisPlaintext",
+	"redisAuthSecretArn", "secretsEndpoint",
+}
+
+// PropsFromContext builds Props from CDK context values. get returns nil for
+// an unset key; values are strings from -c, or JSON values from cdk.json.
+// Unknown keys are not an error (CDK keeps its own keys in context too).
+func PropsFromContext(get func(key string) any) (Props, error) {
+	c := ctxReader{get: get}
+	p := Props{
+		AssetRoot:                   c.str("assetRoot"),
+		DashboardOrigins:            c.list("dashboardOrigins"),
+		Simulator:                   c.boolean("simulator"),
+		StreamMemoryMB:              c.integer("streamMemoryMb"),
+		StreamReservedConcurrency:   c.integer("streamReservedConcurrency"),
+		HeartbeatInterval:           c.duration("heartbeatInterval"),
+		LogLevel:                    c.str("logLevel"),
+		LogRetentionDays:            c.integer("logRetentionDays"),
+		ConnectionLimitPolicy:       c.str("connectionLimitPolicy"),
+		MaxStreamsPerIP:             c.integer("maxStreamsPerIp"),
+		AccessTokenSecretArn:        c.str("accessTokenSecretArn"),
+		AccessTokenPublicKey:        c.str("accessTokenPublicKey"),
+		AccessTokenUserClaim:        c.str("accessTokenUserClaim"),
+		AlarmTopicArn:               c.str("alarmTopicArn"),
+		WebACLArn:                   c.str("webAclArn"),
+		DomainName:                  c.str("domainName"),
+		CertificateArn:              c.str("certificateArn"),
+		RedisNodeType:               c.str("redisNodeType"),
+		RedisSingleNode:             c.boolean("redisSingleNode"),
+		RedisClientSecurityGroupIDs: c.list("redisClientSecurityGroupIds"),
+	}
+	existingKeys := []string{"vpcId", "subnetIds", "securityGroupId", "redisEndpoint", "redisPlaintext", "redisAuthSecretArn", "secretsEndpoint"}
+	for _, k := range existingKeys {
+		if get(k) != nil {
+			p.Existing = &Existing{
+				VpcID:              c.str("vpcId"),
+				SubnetIDs:          c.list("subnetIds"),
+				SecurityGroupID:    c.str("securityGroupId"),
+				RedisEndpoint:      c.str("redisEndpoint"),
+				RedisPlaintext:     c.boolean("redisPlaintext"),
+				RedisAuthSecretArn: c.str("redisAuthSecretArn"),
+				SecretsEndpoint:    c.boolean("secretsEndpoint"),
+			}
+			break
+		}
+	}
+	return p, errors.Join(c.errs...)
+}
+
+// ctxReader converts context values and collects every conversion error.
+type ctxReader struct {
+	get  func(string) any
+	errs []error
+}
+
+func (c *ctxReader) str(k string) string {
+	switch v := c.get(k).(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.TrimSpace(v)
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want a string, got %v", k, v))
+		return ""
+	}
+}
+
+func (c *ctxReader) list(k string) []string {
+	var out []string
+	switch v := c.get(k).(type) {
+	case nil:
+	case string:
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	case []any:
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				c.errs = append(c.errs, fmt.Errorf("%s: want strings, got %v", k, e))
+				continue
+			}
+			out = append(out, strings.TrimSpace(s))
+		}
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want a comma-separated string or a list, got %v", k, v))
+	}
+	return out
+}
+
+func (c *ctxReader) boolean(k string) bool {
+	switch v := c.get(k).(type) {
+	case nil:
+		return false
+	case bool:
+		return v
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: %q is not true or false", k, v))
+		}
+		return b
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want true or false, got %v", k, v))
+		return false
+	}
+}
+
+func (c *ctxReader) integer(k string) int {
+	switch v := c.get(k).(type) {
+	case nil:
+		return 0
+	case float64:
+		if v != float64(int(v)) {
+			c.errs = append(c.errs, fmt.Errorf("%s: %v is not an integer", k, v))
+		}
+		return int(v)
+	case string:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: %q is not an integer", k, v))
+		}
+		return n
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want an integer, got %v", k, v))
+		return 0
+	}
+}
+
+func (c *ctxReader) duration(k string) time.Duration {
+	s := c.str(k)
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s: %q is not a duration like 25s", k, s))
+	}
+	return d
+}
