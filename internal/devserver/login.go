@@ -1,0 +1,162 @@
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/app"
+	"github.com/machinedash/sse/internal/web"
+)
+
+// User is a demo user and the devices it owns.
+type User struct {
+	ID      int      `json:"userId"`
+	Devices []string `json:"devices"`
+}
+
+// DemoUsers are seeded into the ownership sets at start.
+var DemoUsers = []User{
+	{ID: 1, Devices: []string{"C01", "C02", "C03"}},
+	{ID: 2, Devices: []string{"C04", "C05"}},
+}
+
+// TokenTTL is the lifetime of a dev access token: a working day.
+const TokenTTL = 12 * time.Hour
+
+// maxLoginBody bounds the /dev/login body.
+const maxLoginBody = 1 << 10
+
+// seedUsers adds each demo user's devices to its ownership set. It only
+// adds: against a shared REDIS_URL, other members stay.
+func seedUsers(ctx context.Context, a *app.App, users []User) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p := a.Redis.Pipeline()
+	for _, u := range users {
+		members := make([]any, len(u.Devices))
+		for i, d := range u.Devices {
+			members[i] = d
+		}
+		p.SAdd(ctx, a.Config.Keys.UserDevices(strconv.Itoa(u.ID)), members...)
+	}
+	_, err := p.Exec(ctx)
+	return err
+}
+
+// demoMachines are the devices of all demo users, in order.
+func demoMachines(users []User) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range users {
+		for _, d := range u.Devices {
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) user(id int) (User, bool) {
+	for _, u := range s.Users {
+		if u.ID == id {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// devRoutes serves /dev/login and /dev/users; other /dev/ paths are a JSON
+// 404.
+func (s *Server) devRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/dev/login", s.login)
+	mux.HandleFunc("/dev/users", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET")
+			web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+			return
+		}
+		web.JSON(w, http.StatusOK, map[string]any{"users": s.Users})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		web.Error(w, http.StatusNotFound, "Not found")
+	})
+	return mux
+}
+
+// login serves POST /dev/login {"userId":1}: an HS256 access token for a
+// demo user, signed with the configured (or dev) ACCESS_TOKEN_SECRET and
+// carrying the user in ACCESS_TOKEN_USER_CLAIM, as the real app's would.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+		return
+	}
+	cfg := s.App.Config
+	secret := cfg.AccessTokenSecret.Value
+	if secret == "" {
+		web.Error(w, http.StatusNotImplemented, "Dev login needs ACCESS_TOKEN_SECRET (HS256); a public key cannot sign")
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
+	if err != nil {
+		web.Error(w, http.StatusBadRequest, "Request body too large")
+		return
+	}
+	id, ok := parseLogin(raw)
+	if !ok {
+		web.Error(w, http.StatusBadRequest, `Body must be {"userId": <demo user id>}`)
+		return
+	}
+	u, ok := s.user(id)
+	if !ok {
+		web.Error(w, http.StatusNotFound, "Unknown demo user")
+		return
+	}
+	tok, err := access.Sign([]byte(secret), cfg.AccessTokenUserClaim, strconv.Itoa(u.ID), TokenTTL, s.App.Clock.Now())
+	if err != nil {
+		s.App.Log.Error("dev login failed", slog.String("err", err.Error()))
+		web.Error(w, http.StatusInternalServerError, "Internal server error")
+		return
+	}
+	s.App.Log.Info("dev login", slog.Int("user", u.ID))
+	web.JSON(w, http.StatusOK, map[string]any{
+		"accessToken":      tok,
+		"tokenType":        "Bearer",
+		"expiresInSeconds": int(TokenTTL / time.Second),
+		"userId":           u.ID,
+		"devices":          u.Devices,
+	})
+}
+
+// parseLogin reads {"userId": 1} (or "1"): one JSON object whose userId is
+// an integer or a string of one.
+func parseLogin(raw []byte) (int, bool) {
+	var body struct {
+		UserID json.RawMessage `json:"userId"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&body); err != nil || dec.More() || len(body.UserID) == 0 {
+		return 0, false
+	}
+	var n json.Number
+	if err := json.Unmarshal(body.UserID, &n); err != nil {
+		var s string
+		if json.Unmarshal(body.UserID, &s) != nil {
+			return 0, false
+		}
+		n = json.Number(s)
+	}
+	id, err := strconv.Atoi(string(n))
+	return id, err == nil
+}

@@ -1,0 +1,70 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/machinedash/sse/internal/device"
+)
+
+// Settings of a scheduled simulator run, read from the environment.
+type Settings struct {
+	Duration   time.Duration // SIMULATOR_DURATION, default 60s
+	Machines   []string      // SIMULATOR_DEVICES, default DemoMachines
+	AlertEvery time.Duration // SIMULATOR_ALERT_EVERY, default DefaultAlertEvery
+}
+
+// DemoMachines are the machines of the demo users (the local server seeds
+// user 1 with C01-C03 and user 2 with C04-C05).
+var DemoMachines = []string{"C01", "C02", "C03", "C04", "C05"}
+
+// DefaultDuration is how long a scheduled run publishes: the schedule
+// starts one run a minute.
+const DefaultDuration = 60 * time.Second
+
+// LoadSettings reads SIMULATOR_DURATION (e.g. 60s; 1s..15m),
+// SIMULATOR_DEVICES (comma-separated device ids) and SIMULATOR_ALERT_EVERY
+// (mean time between alerts of one machine) through getenv, reporting every
+// problem at once.
+func LoadSettings(getenv func(string) string) (Settings, error) {
+	s := Settings{Duration: DefaultDuration, Machines: slices.Clone(DemoMachines), AlertEvery: DefaultAlertEvery}
+	var errs []error
+	if v := strings.TrimSpace(getenv("SIMULATOR_DURATION")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 15*time.Minute {
+			errs = append(errs, fmt.Errorf("SIMULATOR_DURATION: %q must be a duration from 1s to 15m", v))
+		} else {
+			s.Duration = d
+		}
+	}
+	if v := strings.TrimSpace(getenv("SIMULATOR_ALERT_EVERY")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("SIMULATOR_ALERT_EVERY: %q must be a duration from 1s to 24h", v))
+		} else {
+			s.AlertEvery = d
+		}
+	}
+	if v := strings.TrimSpace(getenv("SIMULATOR_DEVICES")); v != "" {
+		var ids []string
+		for _, id := range strings.Split(v, ",") {
+			id = strings.TrimSpace(id)
+			if id == "" {
+				continue
+			}
+			if !device.Valid(id) {
+				errs = append(errs, fmt.Errorf("SIMULATOR_DEVICES: %q is not a valid device id", id))
+				continue
+			}
+			ids = append(ids, id)
+		}
+		if len(ids) == 0 && len(errs) == 0 {
+			errs = append(errs, errors.New("SIMULATOR_DEVICES: no device ids"))
+		}
+		s.Machines = ids
+	}
+	return s, errors.Join(errs...)
+}
