@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/api"
@@ -95,6 +96,9 @@ func NewRedis(cfg config.Config) (*redis.Client, error) {
 	opt.MinIdleConns = 1
 	// Connections of a frozen Lambda go stale; never keep one for long.
 	opt.ConnMaxIdleTime = 4 * time.Minute
+	// Maintenance notifications are a Redis Enterprise handshake; ElastiCache
+	// and plain Redis do not use them.
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return redis.NewClient(opt), nil
 }
 

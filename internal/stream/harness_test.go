@@ -75,10 +75,13 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The service gets a client of its own, named, so a test can find (and
 	// kill) exactly its connections.
-	opt := *rdb.Options()
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	opt.ClientName = "svc-" + strings.Trim(prefix, ":")
 	e.name = opt.ClientName
-	svc := redis.NewClient(&opt)
+	svc := redis.NewClient(opt)
 	t.Cleanup(func() { svc.Close() })
 	a, err := app.New(cfg, svc, log, e.clock)
 	if err != nil {

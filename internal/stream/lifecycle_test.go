@@ -56,9 +56,14 @@ func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
 	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
 	last = old.expect("realtime-update", "C01")
 
-	// The ticket expires while the stream is open.
+	// The ticket expires while the stream is open; its lease is renewed
+	// by the heartbeat on the way (wait for it, so the renewal cannot race
+	// the takeover below).
 	e.waitTimers(2)
 	e.clock.Advance(61 * time.Second)
+	if hb := old.nextRaw(); hb.json(t)["kind"] != "heartbeat" {
+		t.Fatalf("%+v", hb)
+	}
 	if resp := e.get(path); resp.StatusCode != 401 {
 		t.Fatalf("expired ticket without cursor: %d", resp.StatusCode)
 	}
@@ -181,6 +186,33 @@ func TestAlertReplayOnResumeWithoutLossOrDuplicates(t *testing.T) {
 	e.alert("C01", t0.Add(12*time.Second), "c1", true)
 	if m := r.expect("machine-alert", "C01").json(t)["alert"].(map[string]any)["message"]; m != "c1" {
 		t.Fatalf("after replay got %v (b5 twice?)", m)
+	}
+}
+
+func TestResumeFromTheFirstEventAlone(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"/sse/alerts?", "/sse/stream?deviceId=C01&"} {
+		e := newEnv(t, nil)
+		e.own("1", "C01")
+		tk, _, _ := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+		e.issued = append(e.issued, tk)
+		url := path + "ticket=" + url.QueryEscape(tk)
+		c := e.open(url)
+		first := c.expect("system", "")
+		if cur := strings.Split(first.ID, "."); len(cur) != 3 || strings.HasPrefix(cur[1], "-") {
+			t.Fatalf("%s: first id %q", path, first.ID)
+		}
+		c.resp.Body.Close()
+		c.ended()
+		e.clock.Advance(2 * time.Minute) // the ticket has expired
+		e.alert("C01", e.clock.Now(), "while away", true)
+		r := e.open(url, "Last-Event-ID", first.ID)
+		r.expect("system", "")
+		if path == "/sse/alerts?" {
+			if m := r.expect("machine-alert", "C01").json(t)["alert"].(map[string]any)["message"]; m != "while away" {
+				t.Fatal(m)
+			}
+		}
 	}
 }
 

@@ -83,6 +83,12 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 	hdr.Set("X-Accel-Buffering", "no")
 	s.w.WriteHeader(http.StatusOK)
 
+	// The watermark starts at the connect time, or where the resumed
+	// stream left off; it must be set before the first id is written.
+	s.mark = start
+	if resumed && s.purpose == registry.Alerts {
+		s.mark = cur.At
+	}
 	// The first event carries an id, so even a client that sees nothing
 	// else can resume; the retry spreads network-error reconnects too.
 	s.buf = sse.AppendRetry(s.buf[:0], rotateRetryBase+h.d.Jitter(rotateRetryJitter))
@@ -94,9 +100,7 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 			}
 		}
 	}
-	s.mark = start
 	if resumed && s.purpose == registry.Alerts {
-		s.mark = cur.At
 		s.replay(ctx, devices, start)
 	}
 	if !s.flush() {
