@@ -48,6 +48,12 @@ type App struct {
 // there, and assembles the app. Every configuration problem is reported at
 // once.
 func Load(ctx context.Context, getenv func(string) string, need config.Need) (*App, error) {
+	return LoadClock(ctx, getenv, need, nil)
+}
+
+// LoadClock is Load with the app's clock given (nil: real time). The local
+// server's browser test uses it to move the service's notion of "now".
+func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
@@ -71,7 +77,7 @@ func Load(ctx context.Context, getenv func(string) string, need config.Need) (*A
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, rdb, log, nil)
+	return New(cfg, rdb, log, clock)
 }
 
 // NewLogger returns the JSON logger every function uses.

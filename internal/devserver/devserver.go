@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
@@ -55,6 +56,9 @@ type Options struct {
 	// Sim tunes the simulator (rates, seed); Keys, Machines, Clock and
 	// Log are set by the server.
 	Sim sim.Config
+	// Clock is the service's clock (tickets, leases, timestamps); nil:
+	// real time. Tests move it to expire tickets without waiting.
+	Clock clockwork.Clock
 }
 
 // Server is a running local server.
@@ -130,7 +134,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		return o.Getenv(k)
 	}
-	a, err := app.Load(ctx, getenv, config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken)
+	a, err := app.LoadClock(ctx, getenv, config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken, o.Clock)
 	if err != nil {
 		return nil, err
 	}
