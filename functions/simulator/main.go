@@ -33,6 +33,9 @@ func main() {
 		os.Exit(1)
 	}
 	lambda.Start(func(ctx context.Context) error {
+		if err := sim.SeedOwners(ctx, a.Redis, a.Config.Keys, set.Owners); err != nil {
+			return err
+		}
 		s, err := sim.New(a.Redis, sim.Config{Keys: a.Config.Keys, Machines: set.Machines, AlertEvery: set.AlertEvery, Log: a.Log})
 		if err != nil {
 			return err

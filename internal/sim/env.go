@@ -1,12 +1,16 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/device"
 )
 
@@ -15,7 +19,14 @@ type Settings struct {
 	Duration   time.Duration // SIMULATOR_DURATION, default 60s
 	Machines   []string      // SIMULATOR_DEVICES, default DemoMachines
 	AlertEvery time.Duration // SIMULATOR_ALERT_EVERY, default DefaultAlertEvery
+	// Owners gives users the simulated machines, so a fresh demo deployment
+	// shows live data: SIMULATOR_OWNERS "1=C01,C02,C03;2=C04,C05" (the
+	// default, as make dev), or "none".
+	Owners map[string][]string
 }
+
+// DefaultOwners are the demo users of make dev.
+const DefaultOwners = "1=C01,C02,C03;2=C04,C05"
 
 // DemoMachines are the machines of the demo users (the local server seeds
 // user 1 with C01-C03 and user 2 with C04-C05).
@@ -32,6 +43,17 @@ const DefaultDuration = 60 * time.Second
 func LoadSettings(getenv func(string) string) (Settings, error) {
 	s := Settings{Duration: DefaultDuration, Machines: slices.Clone(DemoMachines), AlertEvery: DefaultAlertEvery}
 	var errs []error
+	owners := strings.TrimSpace(getenv("SIMULATOR_OWNERS"))
+	if owners == "" {
+		owners = DefaultOwners
+	}
+	if owners != "none" {
+		o, err := parseOwners(owners)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.Owners = o
+	}
 	if v := strings.TrimSpace(getenv("SIMULATOR_DURATION")); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second || d > 15*time.Minute {
@@ -67,4 +89,42 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		s.Machines = ids
 	}
 	return s, errors.Join(errs...)
+}
+
+// parseOwners reads "user=dev,dev;user=dev".
+func parseOwners(v string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, part := range strings.Split(v, ";") {
+		user, devs, ok := strings.Cut(strings.TrimSpace(part), "=")
+		user = strings.TrimSpace(user)
+		if !ok || user == "" || strings.ContainsAny(user, " {}") {
+			return nil, fmt.Errorf("SIMULATOR_OWNERS: %q is not user=device,device", part)
+		}
+		for _, d := range strings.Split(devs, ",") {
+			d = strings.TrimSpace(d)
+			if !device.Valid(d) {
+				return nil, fmt.Errorf("SIMULATOR_OWNERS: %q is not a valid device id", d)
+			}
+			out[user] = append(out[user], d)
+		}
+	}
+	return out, nil
+}
+
+// SeedOwners adds each user's machines to its ownership set (only adds, so
+// it is safe to repeat on every run and never removes the main app's data).
+func SeedOwners(ctx context.Context, rdb redis.Cmdable, keys config.Keys, owners map[string][]string) error {
+	if len(owners) == 0 {
+		return nil
+	}
+	pipe := rdb.Pipeline()
+	for user, devs := range owners {
+		members := make([]any, len(devs))
+		for i, d := range devs {
+			members[i] = d
+		}
+		pipe.SAdd(ctx, keys.UserDevices(user), members...)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }

@@ -451,3 +451,33 @@ func TestLoadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnersSettingAndSeeding(t *testing.T) {
+	t.Parallel()
+	def, err := sim.LoadSettings(func(string) string { return "" })
+	if err != nil || strings.Join(def.Owners["1"], ",") != "C01,C02,C03" || strings.Join(def.Owners["2"], ",") != "C04,C05" {
+		t.Fatalf("default owners %v %v", def.Owners, err)
+	}
+	none, _ := sim.LoadSettings(func(k string) string { return map[string]string{"SIMULATOR_OWNERS": "none"}[k] })
+	if len(none.Owners) != 0 {
+		t.Fatalf("none: %v", none.Owners)
+	}
+	for _, bad := range []string{"1", "=C01", "1=C0/1", "{userId}=C01"} {
+		if _, err := sim.LoadSettings(func(k string) string { return map[string]string{"SIMULATOR_OWNERS": bad}[k] }); err == nil || !strings.Contains(err.Error(), "SIMULATOR_OWNERS") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	rdb, prefix := redistest.Client(t)
+	keys := config.DefaultKeys().WithPrefix(prefix)
+	rdb.SAdd(t.Context(), keys.UserDevices("1"), "X9") // the main app's data stays
+	for i := 0; i < 2; i++ { // idempotent
+		if err := sim.SeedOwners(t.Context(), rdb, keys, def.Owners); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rdb.SMembers(t.Context(), keys.UserDevices("1")).Val()
+	slices.Sort(got)
+	if strings.Join(got, ",") != "C01,C02,C03,X9" {
+		t.Fatalf("user 1 owns %v", got)
+	}
+}
