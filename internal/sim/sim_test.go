@@ -470,7 +470,7 @@ func TestOwnersSettingAndSeeding(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	keys := config.DefaultKeys().WithPrefix(prefix)
 	rdb.SAdd(t.Context(), keys.UserDevices("1"), "X9") // the main app's data stays
-	for i := 0; i < 2; i++ { // idempotent
+	for i := 0; i < 2; i++ {                           // idempotent
 		if err := sim.SeedOwners(t.Context(), rdb, keys, def.Owners); err != nil {
 			t.Fatal(err)
 		}
