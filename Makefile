@@ -22,8 +22,9 @@ test-go:
 test-infra:
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 go test -count=1 ./...
 
+# make dev DEV_FLAGS='-max-stream 30s -alert-every 10s'
 dev:
-	go run ./functions/local
+	go run ./functions/local $(DEV_FLAGS)
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
