@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,8 +29,8 @@ func TestHealth(t *testing.T) {
 			t.Parallel()
 			rt := lambdatest.Start(t)
 			lambdatest.Run(t, bin, rt, "REDIS_URL="+tc.redisURL)
-			inv := rt.Invoke(fixture(t, "health-request.json"), time.Now().Add(10*time.Second))
-			p, body, err := inv.Response(within(t, 5*time.Second))
+			inv := rt.Invoke(lambdatest.Event(t, "health-request.json"), time.Now().Add(10*time.Second))
+			p, body, err := inv.Response(lambdatest.Within(t, 5*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +47,7 @@ func TestHealth(t *testing.T) {
 		t.Parallel()
 		rt := lambdatest.Start(t)
 		lambdatest.Run(t, bin, rt, "REDIS_URL="+url)
-		res, err := rt.Invoke(fixture(t, "health-request.json"), time.Now().Add(10*time.Second)).Wait(within(t, 5*time.Second))
+		res, err := rt.Invoke(lambdatest.Event(t, "health-request.json"), time.Now().Add(10*time.Second)).Wait(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,15 +55,4 @@ func TestHealth(t *testing.T) {
 			t.Fatalf("a BUFFERED URL cannot read this payload (Content-Type %q): %v", res.Header.Get("Content-Type"), err)
 		}
 	})
-}
-
-func fixture(t *testing.T, name string, oldnew ...string) []byte {
-	t.Helper()
-	return lambdatest.Fixture(t, filepath.Join("..", "..", "events", name), oldnew...)
-}
-
-func within(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

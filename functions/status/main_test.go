@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,22 +29,20 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, claims, err := tickets.Issue(within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
+	tok, claims, err := tickets.Issue(lambdatest.Within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := lambdatest.Start(t)
-	proc := lambdatest.Run(t, bin, rt,
+	proc := lambdatest.Run(t, bin, rt, append(lambdatest.KeyEnv(keys),
 		"REDIS_URL="+redistest.URL(t),
-		"REDIS_SSE_PREFIX="+keys.SSEPrefix,
-		"REDIS_USER_DEVICES_KEY="+keys.UserDevicesKey,
 		"STREAM_TICKET_SECRET="+ticketSecret,
 		"LOG_LEVEL=debug",
-	)
+	)...)
 
 	t.Run("valid ticket gets the seed's status JSON", func(t *testing.T) {
-		inv := rt.Invoke(fixture(t, "status-request.json", "{{TICKET}}", tok), time.Now().Add(10*time.Second))
-		p, body, err := inv.Response(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "status-request.json", "{{TICKET}}", tok), time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,11 +69,11 @@ func TestStatus(t *testing.T) {
 	})
 
 	t.Run("revoked ticket is a 401", func(t *testing.T) {
-		if err := tickets.Revoke(within(t, 3*time.Second), claims.ID); err != nil {
+		if err := tickets.Revoke(lambdatest.Within(t, 3*time.Second), claims.ID); err != nil {
 			t.Fatal(err)
 		}
-		inv := rt.Invoke(fixture(t, "status-request.json", "{{TICKET}}", tok), time.Now().Add(10*time.Second))
-		p, body, err := inv.Response(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "status-request.json", "{{TICKET}}", tok), time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,8 +84,8 @@ func TestStatus(t *testing.T) {
 	})
 
 	t.Run("payload fits the BUFFERED function URL", func(t *testing.T) {
-		inv := rt.Invoke(fixture(t, "status-request.json", "{{TICKET}}", "x"), time.Now().Add(10*time.Second))
-		res, err := inv.Wait(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "status-request.json", "{{TICKET}}", "x"), time.Now().Add(10*time.Second))
+		res, err := inv.Wait(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,15 +103,4 @@ func TestStatus(t *testing.T) {
 			t.Errorf("logs contain the ticket or its secret")
 		}
 	})
-}
-
-func fixture(t *testing.T, name string, oldnew ...string) []byte {
-	t.Helper()
-	return lambdatest.Fixture(t, filepath.Join("..", "..", "events", name), oldnew...)
-}
-
-func within(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,8 +36,8 @@ func TestStream(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		e.own(t, "C02", "C03")
-		status := fixture(t, "status.json")
-		if err := e.rdb.Set(within(t, 3*time.Second), e.keys.Status("C02"), status, 0).Err(); err != nil {
+		status := lambdatest.Event(t, "status.json")
+		if err := e.rdb.Set(lambdatest.Within(t, 3*time.Second), e.keys.Status("C02"), status, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 		tok := e.issue(t, ticket.PurposeData)
@@ -49,8 +48,8 @@ func TestStream(t *testing.T) {
 		// STREAM_ROTATION_WINDOW=0s, no jitter: it must end at about
 		// deadline-3s, by itself.
 		deadline := time.Now().Add(8 * time.Second)
-		inv := rt.Invoke(fixture(t, "stream-request.json", "{{TICKET}}", tok), deadline)
-		p, err := inv.Prelude(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "stream-request.json", "{{TICKET}}", tok), deadline)
+		p, err := inv.Prelude(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +59,7 @@ func TestStream(t *testing.T) {
 			ms(res.Fetched.Sub(res.Queued)), ms(p.At.Sub(res.Queued)))
 
 		s := &sseStream{inv: inv}
-		first := s.events(t, within(t, 3*time.Second), 2)
+		first := s.events(t, lambdatest.Within(t, 3*time.Second), 2)
 		if ev := first[0]; ev.Name != "system" || kind(t, ev) != "connected" || !digits.MatchString(ev.Retry) || ev.ID == "" {
 			t.Errorf("first event = %+v, want system connected with an id and a retry", ev)
 		}
@@ -81,7 +80,7 @@ func TestStream(t *testing.T) {
 		}
 		t.Logf("first events: %d chunk(s), %d bytes", len(s.chunks), len(s.raw()))
 
-		realtime := fixture(t, "realtime.json")
+		realtime := lambdatest.Event(t, "realtime.json")
 		for i, m := range []struct {
 			payload []byte
 			channel string
@@ -89,8 +88,8 @@ func TestStream(t *testing.T) {
 		}{
 			{realtime, e.keys.ChannelRealtime, "realtime-update"},
 			{bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":221`), 1), e.keys.ChannelRealtime, "realtime-update"},
-			{fixture(t, "spc.json"), e.keys.ChannelSPC, "spc-update"},
-			{fixture(t, "spc-series.json"), e.keys.ChannelSPCSeries, "spc-series-update"},
+			{lambdatest.Event(t, "spc.json"), e.keys.ChannelSPC, "spc-update"},
+			{lambdatest.Event(t, "spc-series.json"), e.keys.ChannelSPCSeries, "spc-series-update"},
 		} {
 			before := len(s.chunks)
 			evs, latency := s.publish(t, e.rdb, m.channel, m.payload)
@@ -110,7 +109,7 @@ func TestStream(t *testing.T) {
 		}
 
 		// The stream ends by itself, well before the deadline.
-		rest := s.drain(t, within(t, time.Until(deadline)+2*time.Second))
+		rest := s.drain(t, lambdatest.Within(t, time.Until(deadline)+2*time.Second))
 		if len(rest) == 0 {
 			t.Fatal("the stream ended without a last event")
 		}
@@ -131,7 +130,7 @@ func TestStream(t *testing.T) {
 		} else {
 			t.Logf("stream bootstrap pid %d: peak RSS (VmHWM) %d KiB, RSS now %d KiB", proc.Pid(), m.Peak>>10, m.Current>>10)
 		}
-		if err := proc.WaitLogs(within(t, 3*time.Second), `"reason":"rotate"`); err != nil {
+		if err := proc.WaitLogs(lambdatest.Within(t, 3*time.Second), `"reason":"rotate"`); err != nil {
 			t.Errorf("logs do not say the stream rotated: %v", err)
 		}
 		checkNoSecret(t, proc, tok, ticketSecret)
@@ -143,21 +142,21 @@ func TestStream(t *testing.T) {
 		e.own(t, "C02", "C03")
 		rt := lambdatest.Start(t)
 		proc := lambdatest.Run(t, bin, rt, e.vars...)
-		realtime := fixture(t, "realtime.json")
+		realtime := lambdatest.Event(t, "realtime.json")
 		var toks []string
 		for i, t1 := range []string{"301", "302"} {
 			tok := e.issue(t, ticket.PurposeData)
 			toks = append(toks, tok)
 			// Short streams: 4.5 s to the deadline leaves 1.5 s after the margin.
 			deadline := time.Now().Add(4500 * time.Millisecond)
-			inv := rt.Invoke(fixture(t, "stream-request.json", "{{TICKET}}", tok), deadline)
-			p, err := inv.Prelude(within(t, 5*time.Second))
+			inv := rt.Invoke(lambdatest.Event(t, "stream-request.json", "{{TICKET}}", tok), deadline)
+			p, err := inv.Prelude(lambdatest.Within(t, 5*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkStreamPrelude(t, p)
 			s := &sseStream{inv: inv}
-			if ev := s.events(t, within(t, 3*time.Second), 1)[0]; kind(t, ev) != "connected" {
+			if ev := s.events(t, lambdatest.Within(t, 3*time.Second), 1)[0]; kind(t, ev) != "connected" {
 				t.Fatalf("invocation %d: first event %+v, want system connected", i, ev)
 			}
 			payload := bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":`+t1), 1)
@@ -167,7 +166,7 @@ func TestStream(t *testing.T) {
 			}
 			// The second stream gets T1 302, never 999 published between.
 			checkPayload(t, evs[0].Data, payload)
-			rest := s.drain(t, within(t, time.Until(deadline)+2*time.Second))
+			rest := s.drain(t, lambdatest.Within(t, time.Until(deadline)+2*time.Second))
 			if len(rest) == 0 || kind(t, rest[len(rest)-1]) != "reconnect" {
 				t.Fatalf("invocation %d ended with %+v, want system reconnect", i, rest)
 			}
@@ -177,7 +176,7 @@ func TestStream(t *testing.T) {
 			if i == 0 {
 				// Between invocations: the process is idle in GET next.
 				stale := bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":999`), 1)
-				if err := e.rdb.Publish(within(t, 3*time.Second), e.keys.ChannelRealtime, stale).Err(); err != nil {
+				if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.ChannelRealtime, stale).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -192,23 +191,23 @@ func TestStream(t *testing.T) {
 		tok := e.issue(t, ticket.PurposeAlerts)
 		rt := lambdatest.Start(t)
 		proc := lambdatest.Run(t, bin, rt, e.vars...)
-		inv := rt.Invoke(fixture(t, "alerts-request.json", "{{TICKET}}", tok), time.Now().Add(8*time.Second))
-		p, err := inv.Prelude(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "alerts-request.json", "{{TICKET}}", tok), time.Now().Add(8*time.Second))
+		p, err := inv.Prelude(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkStreamPrelude(t, p)
 		s := &sseStream{inv: inv}
-		if ev := s.events(t, within(t, 3*time.Second), 1)[0]; ev.Name != "system" || kind(t, ev) != "connected" {
+		if ev := s.events(t, lambdatest.Within(t, 3*time.Second), 1)[0]; ev.Name != "system" || kind(t, ev) != "connected" {
 			t.Fatalf("first event = %+v, want system connected", ev)
 		}
 
 		// An alert of a device the user does not own is published first; on
 		// one Redis connection order holds, so had it leaked it would come
 		// before the owned one.
-		alert := fixture(t, "alert.json")
+		alert := lambdatest.Event(t, "alert.json")
 		foreign := bytes.Replace(alert, []byte(`"deviceId":"C02"`), []byte(`"deviceId":"C99"`), 1)
-		if err := e.rdb.Publish(within(t, 3*time.Second), e.keys.ChannelAlerts, foreign).Err(); err != nil {
+		if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.ChannelAlerts, foreign).Err(); err != nil {
 			t.Fatal(err)
 		}
 		for i, m := range []struct {
@@ -217,7 +216,7 @@ func TestStream(t *testing.T) {
 			event   string
 		}{
 			{alert, e.keys.ChannelAlerts, "machine-alert"},
-			{fixture(t, "alarm.json"), e.keys.ChannelAlarms, "alarm-update"},
+			{lambdatest.Event(t, "alarm.json"), e.keys.ChannelAlarms, "alarm-update"},
 		} {
 			evs, latency := s.publish(t, e.rdb, m.channel, m.payload)
 			if len(evs) != 1 || evs[0].Name != m.event {
@@ -232,7 +231,7 @@ func TestStream(t *testing.T) {
 			t.Logf("publish %d (%s): chunk %d received %s after PUBLISH", i, m.event, len(s.chunks)-1, ms(latency))
 		}
 		// Heartbeats (every 1 s here) renew the lease and reach the client.
-		evs, err := s.chunk(within(t, 3*time.Second))
+		evs, err := s.chunk(lambdatest.Within(t, 3*time.Second))
 		if err != nil {
 			t.Fatalf("waiting for a heartbeat: %v", err)
 		}
@@ -251,14 +250,14 @@ func TestStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged, _, err := other.Issue(within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
+		forged, _, err := other.Issue(lambdatest.Within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rt := lambdatest.Start(t)
 		proc := lambdatest.Run(t, bin, rt, e.vars...)
-		inv := rt.Invoke(fixture(t, "stream-request.json", "{{TICKET}}", forged), time.Now().Add(8*time.Second))
-		p, err := inv.Prelude(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "stream-request.json", "{{TICKET}}", forged), time.Now().Add(8*time.Second))
+		p, err := inv.Prelude(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +267,7 @@ func TestStream(t *testing.T) {
 		if got := p.Headers["Access-Control-Allow-Origin"]; got != origin {
 			t.Errorf("Access-Control-Allow-Origin = %q, want %q (a browser hides errors without it)", got, origin)
 		}
-		res, err := inv.Wait(within(t, 3*time.Second))
+		res, err := inv.Wait(lambdatest.Within(t, 3*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +285,7 @@ func TestStream(t *testing.T) {
 		const short = "too-short-secret-value"
 		proc := lambdatest.Run(t, bin, rt, "REDIS_URL=redis://127.0.0.1:1/0", "STREAM_TICKET_SECRET="+short,
 			"HEARTBEAT_INTERVAL=0s", "MAX_DEVICES_PER_STREAM=0")
-		code, err := proc.Wait(within(t, 5*time.Second))
+		code, err := proc.Wait(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,50 +320,29 @@ func newEnv(t *testing.T, extra ...string) env {
 		"REDIS_URL=" + redistest.URL(t),
 		"STREAM_TICKET_SECRET=" + ticketSecret,
 		"CORS_ALLOWED_ORIGINS=" + origin,
-		"REDIS_CHANNEL_REALTIME=" + keys.ChannelRealtime,
-		"REDIS_CHANNEL_SPC=" + keys.ChannelSPC,
-		"REDIS_CHANNEL_SPC_SERIES=" + keys.ChannelSPCSeries,
-		"REDIS_CHANNEL_ALERTS=" + keys.ChannelAlerts,
-		"REDIS_CHANNEL_ALARMS=" + keys.ChannelAlarms,
-		"REDIS_STATUS_KEY=" + keys.StatusKey,
-		"REDIS_ALERT_HISTORY_KEY=" + keys.AlertHistoryKey,
-		"REDIS_USER_DEVICES_KEY=" + keys.UserDevicesKey,
-		"REDIS_SSE_PREFIX=" + keys.SSEPrefix,
 		"STREAM_ROTATION_WINDOW=0s", // no jitter: the end is predictable
 		"REALTIME_MIN_INTERVAL=0s",  // two updates of one device in a row both go out
 		"LOG_LEVEL=debug",           // the most logging, for the no-secret checks
 	}
+	vars = append(vars, lambdatest.KeyEnv(keys)...)
 	return env{rdb: rdb, keys: keys, tickets: tickets, vars: append(vars, extra...)}
 }
 
 // own makes the test user the owner of devices (the main app's set).
 func (e env) own(t *testing.T, devices ...string) {
 	t.Helper()
-	if err := e.rdb.SAdd(within(t, 3*time.Second), e.keys.UserDevices(userID), devices).Err(); err != nil {
+	if err := e.rdb.SAdd(lambdatest.Within(t, 3*time.Second), e.keys.UserDevices(userID), devices).Err(); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (e env) issue(t *testing.T, p ticket.Purpose) string {
 	t.Helper()
-	tok, _, err := e.tickets.Issue(within(t, 3*time.Second), userID, p, ticket.DefaultTTL)
+	tok, _, err := e.tickets.Issue(lambdatest.Within(t, 3*time.Second), userID, p, ticket.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
-}
-
-// fixture reads events/<name>, replacing old/new pairs.
-func fixture(t *testing.T, name string, oldnew ...string) []byte {
-	t.Helper()
-	return lambdatest.Fixture(t, filepath.Join("..", "..", "events", name), oldnew...)
-}
-
-// within returns a context that ends after d or with the test.
-func within(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func checkStreamPrelude(t *testing.T, p lambdatest.Prelude) {
@@ -541,7 +519,7 @@ func (s *sseStream) events(t *testing.T, ctx context.Context, n int) []sseEvent 
 // other than heartbeats and the time from PUBLISH to its arrival.
 func (s *sseStream) publish(t *testing.T, rdb *redis.Client, channel string, payload []byte) ([]sseEvent, time.Duration) {
 	t.Helper()
-	ctx := within(t, 3*time.Second)
+	ctx := lambdatest.Within(t, 3*time.Second)
 	sent := time.Now()
 	n, err := rdb.Publish(ctx, channel, payload).Result()
 	if err != nil {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,13 +32,12 @@ func TestTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := lambdatest.Start(t)
-	proc := lambdatest.Run(t, bin, rt,
+	proc := lambdatest.Run(t, bin, rt, append(lambdatest.KeyEnv(keys),
 		"REDIS_URL="+redistest.URL(t),
-		"REDIS_SSE_PREFIX="+keys.SSEPrefix,
 		"STREAM_TICKET_SECRET="+ticketSecret,
 		"ACCESS_TOKEN_SECRET="+accessSecret,
 		"LOG_LEVEL=debug",
-	)
+	)...)
 	good, err := access.Sign([]byte(accessSecret), "", userID, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -52,8 +49,8 @@ func TestTicket(t *testing.T) {
 
 	var issued string
 	t.Run("valid access token gets a ticket", func(t *testing.T) {
-		inv := rt.Invoke(fixture(t, "ticket-request.json", "{{ACCESS_TOKEN}}", good), time.Now().Add(10*time.Second))
-		p, body, err := inv.Response(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "ticket-request.json", "{{ACCESS_TOKEN}}", good), time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +73,7 @@ func TestTicket(t *testing.T) {
 			t.Fatalf("body = %s, want exactly {ticket, expiresInSeconds:300, ticketId}", body)
 		}
 		// The ticket is live in Redis, for the user and purpose asked for.
-		c, err := tickets.Verify(within(t, 3*time.Second), resp.Ticket)
+		c, err := tickets.Verify(lambdatest.Within(t, 3*time.Second), resp.Ticket)
 		if err != nil {
 			t.Fatalf("issued ticket does not verify: %v", err)
 		}
@@ -90,8 +87,8 @@ func TestTicket(t *testing.T) {
 	})
 
 	t.Run("forged access token is a 401", func(t *testing.T) {
-		inv := rt.Invoke(fixture(t, "ticket-request.json", "{{ACCESS_TOKEN}}", forged), time.Now().Add(10*time.Second))
-		p, body, err := inv.Response(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "ticket-request.json", "{{ACCESS_TOKEN}}", forged), time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +99,8 @@ func TestTicket(t *testing.T) {
 	})
 
 	t.Run("payload fits the BUFFERED function URL", func(t *testing.T) {
-		inv := rt.Invoke(fixture(t, "ticket-request.json", "{{ACCESS_TOKEN}}", good), time.Now().Add(10*time.Second))
-		res, err := inv.Wait(within(t, 5*time.Second))
+		inv := rt.Invoke(lambdatest.Event(t, "ticket-request.json", "{{ACCESS_TOKEN}}", good), time.Now().Add(10*time.Second))
+		res, err := inv.Wait(lambdatest.Within(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +110,7 @@ func TestTicket(t *testing.T) {
 	})
 
 	t.Run("logs hold no token or ticket", func(t *testing.T) {
-		if err := proc.WaitLogs(within(t, 3*time.Second), "ticket issued"); err != nil {
+		if err := proc.WaitLogs(lambdatest.Within(t, 3*time.Second), "ticket issued"); err != nil {
 			t.Error(err)
 		}
 		logs, err := proc.Stop()
@@ -126,15 +123,4 @@ func TestTicket(t *testing.T) {
 			}
 		}
 	})
-}
-
-func fixture(t *testing.T, name string, oldnew ...string) []byte {
-	t.Helper()
-	return lambdatest.Fixture(t, filepath.Join("..", "..", "events", name), oldnew...)
-}
-
-func within(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -360,9 +360,14 @@ func (p *parser) origins(name string) []string {
 	return out
 }
 
-func (p *parser) keys() Keys {
-	k := DefaultKeys()
-	for _, f := range []struct {
+// keyFields names the setting of each Keys field, and what a pattern must
+// contain: the one table both Load and Keys.Env read.
+func (k *Keys) keyFields() []struct {
+	name string
+	dst  *string
+	want string
+} {
+	return []struct {
 		name string
 		dst  *string
 		want string
@@ -376,7 +381,21 @@ func (p *parser) keys() Keys {
 		{"REDIS_ALERT_HISTORY_KEY", &k.AlertHistoryKey, "{deviceId}"},
 		{"REDIS_USER_DEVICES_KEY", &k.UserDevicesKey, "{userId}"},
 		{"REDIS_SSE_PREFIX", &k.SSEPrefix, ""},
-	} {
+	}
+}
+
+// Env returns the settings that make Load produce k, by name.
+func (k Keys) Env() map[string]string {
+	out := map[string]string{}
+	for _, f := range k.keyFields() {
+		out[f.name] = *f.dst
+	}
+	return out
+}
+
+func (p *parser) keys() Keys {
+	k := DefaultKeys()
+	for _, f := range k.keyFields() {
 		v := strings.TrimSpace(p.getenv(f.name))
 		if v == "" {
 			continue

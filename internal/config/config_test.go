@@ -181,3 +181,16 @@ func TestResolveReportsAll(t *testing.T) {
 		t.Fatal("error shows the secret")
 	}
 }
+
+func TestKeysEnvRoundTrip(t *testing.T) {
+	t.Parallel()
+	want := DefaultKeys().WithPrefix("t:abc:")
+	env := want.Env()
+	if len(env) != 9 {
+		t.Fatalf("%d settings", len(env))
+	}
+	c, err := Load(func(k string) string { return env[k] })
+	if err != nil || c.Keys != want {
+		t.Fatalf("%+v %v", c.Keys, err)
+	}
+}

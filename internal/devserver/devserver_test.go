@@ -429,19 +429,10 @@ func TestRealRedisRunsTheService(t *testing.T) {
 	t.Parallel()
 	_, prefix := redistest.Client(t) // removes the keys under prefix afterwards
 	k := config.DefaultKeys().WithPrefix(prefix)
-	s := start(t, map[string]string{
-		"HEARTBEAT_INTERVAL":       "1s",
-		"REDIS_URL":                redistest.URL(t),
-		"REDIS_CHANNEL_REALTIME":   k.ChannelRealtime,
-		"REDIS_CHANNEL_SPC":        k.ChannelSPC,
-		"REDIS_CHANNEL_SPC_SERIES": k.ChannelSPCSeries,
-		"REDIS_CHANNEL_ALERTS":     k.ChannelAlerts,
-		"REDIS_CHANNEL_ALARMS":     k.ChannelAlarms,
-		"REDIS_STATUS_KEY":         k.StatusKey,
-		"REDIS_ALERT_HISTORY_KEY":  k.AlertHistoryKey,
-		"REDIS_USER_DEVICES_KEY":   k.UserDevicesKey,
-		"REDIS_SSE_PREFIX":         k.SSEPrefix,
-	}, devserver.Options{Simulate: true})
+	env := k.Env()
+	env["HEARTBEAT_INTERVAL"] = "1s"
+	env["REDIS_URL"] = redistest.URL(t)
+	s := start(t, env, devserver.Options{Simulate: true})
 	if s.App.Config.Keys != k {
 		t.Fatalf("keys %+v, want the test's prefix", s.App.Config.Keys)
 	}

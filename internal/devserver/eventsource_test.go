@@ -60,15 +60,10 @@ func TestPlainEventSourceSurvivesRotationsAndTicketExpiry(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	k := config.DefaultKeys().WithPrefix(prefix)
 	clock := &offsetClock{Clock: clockwork.NewRealClock()}
-	s := start(t, map[string]string{
-		"REDIS_URL":               redistest.URL(t),
-		"REDIS_CHANNEL_ALERTS":    k.ChannelAlerts,
-		"REDIS_ALERT_HISTORY_KEY": k.AlertHistoryKey,
-		"REDIS_USER_DEVICES_KEY":  k.UserDevicesKey,
-		"REDIS_SSE_PREFIX":        k.SSEPrefix,
-		"REDIS_STATUS_KEY":        k.StatusKey,
-		"CORS_ALLOWED_ORIGINS":    page.URL,
-	}, devserver.Options{MaxStream: 5 * time.Second, Clock: clock})
+	env := k.Env()
+	env["REDIS_URL"] = redistest.URL(t)
+	env["CORS_ALLOWED_ORIGINS"] = page.URL
+	s := start(t, env, devserver.Options{MaxStream: 5 * time.Second, Clock: clock})
 
 	// The shortest ticket there is; it will expire during the test.
 	tk, _, err := s.App.Tickets.Issue(context.Background(), "1", ticket.PurposeAlerts, ticket.MinTTL)
