@@ -72,7 +72,7 @@ var (
 
 // envelope is the part of a channel message the router needs.
 type envelope struct {
-	DeviceID  json.RawMessage `json:"deviceId"`
+	DeviceID  *string         `json:"deviceId"` // a number or object fails the decode
 	Timestamp json.RawMessage `json:"timestamp"`
 }
 
@@ -91,10 +91,10 @@ func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 	if err := json.Unmarshal(payload, &env); err != nil {
 		return nil, ErrMalformed
 	}
-	var id string
-	if err := json.Unmarshal(env.DeviceID, &id); err != nil || !device.Valid(id) {
+	if env.DeviceID == nil || !device.Valid(*env.DeviceID) {
 		return nil, ErrMalformed
 	}
+	id := *env.DeviceID
 	var buf bytes.Buffer
 	buf.Grow(len(payload) + 40)
 	if err := json.Compact(&buf, payload); err != nil {

@@ -30,6 +30,10 @@ type session struct {
 	queue *pubsub.Queue
 	sub   *pubsub.Subscription
 
+	end     time.Time // when the stream rotates
+	devices []string  // the devices it carries (alerts: follows ownership)
+
+	writeBy  time.Time // the write deadline last set
 	seq      uint64
 	buf      []byte
 	msgs     []*pubsub.Message
@@ -70,11 +74,14 @@ const (
 	renewTimeout      = 2 * time.Second
 )
 
-func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admission, devices []string, includeStatus bool, cur cursor, resumed bool) string {
+// start sends the headers and the first events (connected, status
+// snapshots, the alert replay) and computes when the stream rotates. It
+// reports whether the client took them.
+func (s *session) start(r *http.Request, adm registry.Admission, devices []string, includeStatus bool, cur cursor, resumed bool) bool {
 	h := s.h
-	clk := h.d.Clock
-	start := clk.Now()
-	end := s.endTime(r.Context(), start)
+	start := h.d.Clock.Now()
+	s.end = s.endTime(r.Context(), start)
+	s.devices = devices
 
 	hdr := s.w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -101,17 +108,21 @@ func (s *session) run(ctx context.Context, r *http.Request, adm registry.Admissi
 		}
 	}
 	if resumed && s.purpose == registry.Alerts {
-		s.replay(ctx, devices, start)
+		s.replay(r.Context(), devices, start)
 	}
-	if !s.flush() {
-		s.release()
-		return endWrite
-	}
-	defer s.release()
+	return s.flush()
+}
 
+// loop is the stream: one select over the client, draining, the shared
+// subscription, eviction, messages, the throttle, the heartbeat and the
+// rotation. It returns why the stream ended.
+func (s *session) loop(ctx context.Context) string {
+	h := s.h
+	clk := h.d.Clock
+	devices := s.devices
 	heartbeat := clk.NewTimer(h.d.Timing.Heartbeat)
 	defer heartbeat.Stop()
-	rotate := clk.NewTimer(end.Sub(start))
+	rotate := clk.NewTimer(s.end.Sub(clk.Now()))
 	defer rotate.Stop()
 	var throttle clockwork.Timer
 	var throttleC <-chan time.Time
@@ -278,12 +289,18 @@ func (s *session) event(at time.Time, name string, data []byte) {
 	if s.purpose == registry.Alerts {
 		at = s.mark
 	}
-	var idbuf [64]byte
-	id := appendCursor(idbuf[:0], s.lease.ID, at, s.seq)
-	out, err := sse.AppendEvent(s.buf, sse.Event{ID: string(id), Name: name, Data: data})
-	if err == nil {
-		s.buf = out
+	// The id is written directly: a cursor is [A-Za-z0-9._-] by
+	// construction, so it needs no check and no string of its own.
+	n := len(s.buf)
+	s.buf = append(s.buf, "id: "...)
+	s.buf = appendCursor(s.buf, s.lease.ID, at, s.seq)
+	s.buf = append(s.buf, '\n')
+	out, err := sse.AppendEvent(s.buf, sse.Event{Name: name, Data: data})
+	if err != nil {
+		s.buf = s.buf[:n] // never a dangling id line
+		return
 	}
+	s.buf = out
 }
 
 func (s *session) system(at time.Time, kind string) {
@@ -302,7 +319,13 @@ func (s *session) flush() bool {
 	if len(s.buf) == 0 {
 		return true
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	// Moving the deadline on every write costs a timer update per event;
+	// moving it once it is half used keeps a stalled write bounded by
+	// writeTimeout all the same.
+	if now := time.Now(); now.After(s.writeBy.Add(-writeTimeout / 2)) {
+		_ = s.rc.SetWriteDeadline(now.Add(writeTimeout))
+		s.writeBy = now.Add(writeTimeout)
+	}
 	_, err := s.w.Write(s.buf)
 	s.buf = s.buf[:0]
 	if err != nil {
