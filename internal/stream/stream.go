@@ -166,7 +166,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
 	reason := s.loop(r.Context())
-	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)))
+	dropped, coalesced := s.queue.Stats()
+	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
+		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced))
 }
 
 // open admits a stream and sends its first events. It returns nil when
