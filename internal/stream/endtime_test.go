@@ -2,8 +2,13 @@ package stream
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/web"
 )
 
 func TestEndTimeBounds(t *testing.T) {
@@ -101,4 +106,20 @@ func FuzzParseCursor(f *testing.F) {
 			}
 		}
 	})
+}
+
+type panicTickets struct{}
+
+func (panicTickets) Parse(string) (ticket.Claims, error) { panic("boom") }
+func (panicTickets) Key(string) string                   { return "" }
+
+func TestPanicDuringAdmissionReachesTheHandlersGuard(t *testing.T) {
+	t.Parallel()
+	h := New(Deps{Tickets: panicTickets{}, MaxDevices: 10})
+	srv := web.Wrap(h.Alerts(), web.Options{})
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", "/sse/alerts?ticket=x", nil))
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "boom") {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
 }

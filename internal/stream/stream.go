@@ -154,10 +154,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	// goroutine: their deep call paths (JWT, the Lua reply, JSON, replay)
 	// would otherwise grow this goroutine's stack, which the long-lived
 	// stream loop then keeps (measured: 38 -> 30 KiB per idle stream).
-	// The hand-off through the channel orders every use of w.
-	opened := make(chan *session, 1)
-	go func() { opened <- h.open(w, r, purpose) }()
-	s := <-opened
+	// The hand-off through the channel orders every use of w; a panic is
+	// carried back, so the panic guard around this handler still sees it.
+	type result struct {
+		s     *session
+		panic any
+	}
+	opened := make(chan result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				opened <- result{panic: v}
+			}
+		}()
+		opened <- result{s: h.open(w, r, purpose)}
+	}()
+	res := <-opened
+	if res.panic != nil {
+		panic(res.panic)
+	}
+	s := res.s
 	if s == nil {
 		return
 	}
