@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/machinedash/sse/internal/ticket"
 )
 
 // Defaults, named so that docs and tests can refer to them.
@@ -30,7 +32,6 @@ const (
 	DefaultRotationWindow      = 60 * time.Second
 	PolicyEvictOldest          = "evict-oldest"
 	PolicyReject               = "reject"
-	DefaultTicketSecretMinLen  = 32
 )
 
 // Keys holds the Redis channel names and key patterns. Patterns contain
@@ -244,8 +245,8 @@ func (c *Config) Resolve(ctx context.Context, g SecretGetter) error {
 			s.sec.Value = v
 		}
 	}
-	if v := c.StreamTicketSecret.Value; v != "" && len(v) < DefaultTicketSecretMinLen {
-		errs = append(errs, fmt.Errorf("STREAM_TICKET_SECRET: must be at least %d bytes", DefaultTicketSecretMinLen))
+	if v := c.StreamTicketSecret.Value; v != "" && len(v) < ticket.MinSecretLen {
+		errs = append(errs, fmt.Errorf("STREAM_TICKET_SECRET: must be at least %d bytes", ticket.MinSecretLen))
 	}
 	return errors.Join(errs...)
 }

@@ -32,7 +32,7 @@ import (
 )
 
 // Dev secrets, used only when the environment leaves them unset; printed at
-// start. Each is at least config.DefaultTicketSecretMinLen bytes.
+// start. Each is at least ticket.MinSecretLen bytes.
 const (
 	DevAccessTokenSecret  = "dev-access-token-secret-not-for-production"
 	DevStreamTicketSecret = "dev-stream-ticket-secret-not-for-production"

@@ -12,6 +12,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/machinedash/sse/internal/access"
 )
 
 // signedWithSecret is an oracle independent of the jwt library: the header
@@ -98,7 +100,7 @@ func checkResult(t *testing.T, tok string, c Claims, err error, now time.Time) {
 	if u, perr := uuid.Parse(c.ID); perr != nil || u.String() != c.ID || u.Version() != 4 {
 		t.Fatalf("accepted jti %q", c.ID)
 	}
-	if !validUserID(c.UserID) {
+	if !access.ValidUserID(c.UserID) {
 		t.Fatalf("accepted sub %q", c.UserID)
 	}
 	if c.Purpose != PurposeAny && c.Purpose != PurposeAlerts && c.Purpose != PurposeData {

@@ -20,6 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/access"
 )
 
 // Purpose says which stream a ticket may open.
@@ -74,8 +76,7 @@ const (
 	// clockSkew is how far clocks may disagree: a ticket issued elsewhere may
 	// carry an iat up to this far in our future, and a record that vanished
 	// this close to exp expired with it rather than being revoked.
-	clockSkew    = 5 * time.Second
-	maxUserIDLen = 128
+	clockSkew = 5 * time.Second
 )
 
 var (
@@ -166,7 +167,7 @@ func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.
 	if _, err := ParsePurpose(string(p)); err != nil {
 		return "", Claims{}, err
 	}
-	if !validUserID(userID) {
+	if !access.ValidUserID(userID) {
 		return "", Claims{}, ErrBadUserID
 	}
 	id, err := uuid.NewRandom()
@@ -247,7 +248,7 @@ func (s *Service) claims(wc *wireClaims) (Claims, error) {
 	if err != nil || id.String() != wc.ID || id.Version() != 4 {
 		return bad("jti is not a UUID v4")
 	}
-	if !validUserID(wc.Subject) {
+	if !access.ValidUserID(wc.Subject) {
 		return bad("sub malformed")
 	}
 	p := PurposeAny
@@ -337,18 +338,4 @@ func ParseTTL(raw json.RawMessage) (time.Duration, error) {
 		return 0, ErrBadTTL
 	}
 	return ttl, nil
-}
-
-// validUserID reports whether id is 1-128 bytes of printable ASCII without
-// spaces, the shape the access package hands out.
-func validUserID(id string) bool {
-	if id == "" || len(id) > maxUserIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
