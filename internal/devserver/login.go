@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/app"
+	"github.com/machinedash/sse/internal/sim"
 	"github.com/machinedash/sse/internal/web"
 )
 
@@ -21,10 +23,21 @@ type User struct {
 	Devices []string `json:"devices"`
 }
 
-// DemoUsers are seeded into the ownership sets at start.
-var DemoUsers = []User{
-	{ID: 1, Devices: []string{"C01", "C02", "C03"}},
-	{ID: 2, Devices: []string{"C04", "C05"}},
+// DemoUsers are seeded into the ownership sets at start: the simulator's
+// demo owners, so make dev and a demo deployment agree.
+var DemoUsers = demoUsers(sim.DemoOwners)
+
+func demoUsers(owners map[string][]string) []User {
+	users := make([]User, 0, len(owners))
+	for id, devices := range owners {
+		n, err := strconv.Atoi(id)
+		if err != nil {
+			panic("devserver: demo user ids are integers: " + id)
+		}
+		users = append(users, User{ID: n, Devices: slices.Clone(devices)})
+	}
+	slices.SortFunc(users, func(a, b User) int { return a.ID - b.ID })
+	return users
 }
 
 // TokenTTL is the lifetime of a dev access token: a working day.
@@ -38,16 +51,11 @@ const maxLoginBody = 1 << 10
 func seedUsers(ctx context.Context, a *app.App, users []User) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	p := a.Redis.Pipeline()
+	owners := make(map[string][]string, len(users))
 	for _, u := range users {
-		members := make([]any, len(u.Devices))
-		for i, d := range u.Devices {
-			members[i] = d
-		}
-		p.SAdd(ctx, a.Config.Keys.UserDevices(strconv.Itoa(u.ID)), members...)
+		owners[strconv.Itoa(u.ID)] = u.Devices
 	}
-	_, err := p.Exec(ctx)
-	return err
+	return sim.SeedOwners(ctx, a.Redis, a.Config.Keys, owners)
 }
 
 // demoMachines are the devices of all demo users, in order.

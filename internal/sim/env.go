@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,16 +21,19 @@ type Settings struct {
 	Machines   []string      // SIMULATOR_DEVICES, default DemoMachines
 	AlertEvery time.Duration // SIMULATOR_ALERT_EVERY, default DefaultAlertEvery
 	// Owners gives users the simulated machines, so a fresh demo deployment
-	// shows live data: SIMULATOR_OWNERS "1=C01,C02,C03;2=C04,C05" (the
-	// default, as make dev), or "none".
+	// shows live data: SIMULATOR_OWNERS "1=C01,C02,C03;2=C04,C05", "none",
+	// or unset for DemoOwners.
 	Owners map[string][]string
 }
 
-// DefaultOwners are the demo users of make dev.
-const DefaultOwners = "1=C01,C02,C03;2=C04,C05"
+// DemoOwners are the demo users and their machines: make dev seeds them,
+// and so does the simulator Lambda unless SIMULATOR_OWNERS says otherwise.
+var DemoOwners = map[string][]string{
+	"1": {"C01", "C02", "C03"},
+	"2": {"C04", "C05"},
+}
 
-// DemoMachines are the machines of the demo users (the local server seeds
-// user 1 with C01-C03 and user 2 with C04-C05).
+// DemoMachines are the demo users' machines.
 var DemoMachines = []string{"C01", "C02", "C03", "C04", "C05"}
 
 // DefaultDuration is how long a scheduled run publishes: the schedule
@@ -43,11 +47,11 @@ const DefaultDuration = 60 * time.Second
 func LoadSettings(getenv func(string) string) (Settings, error) {
 	s := Settings{Duration: DefaultDuration, Machines: slices.Clone(DemoMachines), AlertEvery: DefaultAlertEvery}
 	var errs []error
-	owners := strings.TrimSpace(getenv("SIMULATOR_OWNERS"))
-	if owners == "" {
-		owners = DefaultOwners
-	}
-	if owners != "none" {
+	switch owners := strings.TrimSpace(getenv("SIMULATOR_OWNERS")); owners {
+	case "":
+		s.Owners = maps.Clone(DemoOwners)
+	case "none":
+	default:
 		o, err := parseOwners(owners)
 		if err != nil {
 			errs = append(errs, err)
