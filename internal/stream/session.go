@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -23,12 +24,9 @@ type session struct {
 	rc      *http.ResponseController
 	purpose string
 	lease   registry.Lease
-	log     interface {
-		Info(string, ...any)
-		Warn(string, ...any)
-	}
-	queue *pubsub.Queue
-	sub   *pubsub.Subscription
+	log     *slog.Logger
+	queue   *pubsub.Queue
+	sub     *pubsub.Subscription
 
 	end     time.Time // when the stream rotates
 	devices []string  // the devices it carries (alerts: follows ownership)
@@ -83,12 +81,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	s.end = s.endTime(r.Context(), start)
 	s.devices = devices
 
-	hdr := s.w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("Connection", "keep-alive")
-	hdr.Set("X-Accel-Buffering", "no")
-	s.w.WriteHeader(http.StatusOK)
+	writeStreamHeader(s.w)
 
 	// The watermark starts at the connect time, or where the resumed
 	// stream left off; it must be set before the first id is written.
@@ -119,7 +112,6 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
-	devices := s.devices
 	heartbeat := clk.NewTimer(h.d.Timing.Heartbeat)
 	defer heartbeat.Stop()
 	rotate := clk.NewTimer(s.end.Sub(clk.Now()))
@@ -148,7 +140,7 @@ func (s *session) loop(ctx context.Context) string {
 			throttleC = nil
 		case <-heartbeat.Chan():
 			now := clk.Now()
-			if reason, kind, ok := s.renew(ctx, &devices); !ok {
+			if reason, kind, ok := s.renew(ctx); !ok {
 				retry := time.Duration(0)
 				if reason == endUnavailable {
 					retry = softRetryBase + h.d.Jitter(softRetryJitter)
@@ -215,14 +207,14 @@ func (s *session) endTime(ctx context.Context, start time.Time) time.Time {
 
 // renew extends the lease at every heartbeat; it reports why the stream
 // must end when it cannot. Alerts streams pick up ownership changes here.
-func (s *session) renew(ctx context.Context, devices *[]string) (reason, kind string, ok bool) {
+func (s *session) renew(ctx context.Context) (reason, kind string, ok bool) {
 	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
 	owned, err := s.h.d.Registry.Renew(rctx, s.lease, s.h.d.Clock.Now())
 	switch {
 	case err == nil:
-		if s.purpose == registry.Alerts && !slices.Equal(owned, *devices) {
-			*devices = owned
+		if s.purpose == registry.Alerts && !slices.Equal(owned, s.devices) {
+			s.devices = owned
 			s.sub.SetDevices(owned)
 		}
 		return "", "", true
@@ -304,13 +296,29 @@ func (s *session) event(at time.Time, name string, data []byte) {
 }
 
 func (s *session) system(at time.Time, kind string) {
+	s.event(at, "system", systemData(kind, at))
+}
+
+// systemData is a system event's payload: {"kind":...,"ts":...}. Kinds
+// are our own constants, so no escaping is needed.
+func systemData(kind string, at time.Time) []byte {
 	b := make([]byte, 0, 64)
 	b = append(b, `{"kind":"`...)
 	b = append(b, kind...)
 	b = append(b, `","ts":"`...)
 	b = at.UTC().AppendFormat(b, pubsub.TimeFormat)
-	b = append(b, `"}`...)
-	s.event(at, "system", b)
+	return append(b, `"}`...)
+}
+
+// writeStreamHeader answers 200 with the stream headers of DESIGN
+// section 3.
+func writeStreamHeader(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Connection", "keep-alive")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
 }
 
 // flush writes what is buffered as one chunk. A write that fails or stalls
@@ -360,14 +368,9 @@ func statusPayload(deviceID, cached string, now time.Time) []byte {
 // EventSource for good.
 func (h *Handler) refuse(w http.ResponseWriter, why string) {
 	h.d.Log.Warn("stream refused softly", "why", why)
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	now := h.d.Clock.Now()
+	writeStreamHeader(w)
 	b := sse.AppendRetry(nil, softRetryBase+h.d.Jitter(softRetryJitter))
-	data := now.UTC().AppendFormat([]byte(`{"kind":"unavailable","ts":"`), pubsub.TimeFormat)
-	b, _ = sse.AppendEvent(b, sse.Event{Name: "system", Data: append(data, `"}`...)})
+	b, _ = sse.AppendEvent(b, sse.Event{Name: "system", Data: systemData("unavailable", h.d.Clock.Now())})
 	_, _ = w.Write(b)
 }
 

@@ -76,8 +76,7 @@ type Deps struct {
 // Handler serves both stream endpoints.
 type Handler struct {
 	d         Deps
-	draining  atomic.Bool
-	drain     chan struct{} // closed by Drain: wakes every open stream
+	drain     chan struct{} // closed by Drain: refuses connects, wakes every open stream
 	drainOnce sync.Once
 	streams   atomic.Int64
 }
@@ -130,11 +129,17 @@ func (h *Handler) Data() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Data) })
 }
 
-// Drain makes new connects refuse softly and open streams end soon (at
-// their next wake-up) with a retry, for a graceful shutdown.
-func (h *Handler) Drain() {
-	h.draining.Store(true)
-	h.drainOnce.Do(func() { close(h.drain) })
+// Drain makes new connects refuse softly and open streams end at once
+// with a retry, for a graceful shutdown.
+func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.drain) }) }
+
+func (h *Handler) draining() bool {
+	select {
+	case <-h.drain:
+		return true
+	default:
+		return false
+	}
 }
 
 // Open returns the number of streams being served now.
@@ -234,7 +239,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		web.Error(w, http.StatusUnauthorized, msgTicket)
 		return nil
 	}
-	if h.draining.Load() {
+	if h.draining() {
 		h.refuse(w, "draining")
 		return nil
 	}
