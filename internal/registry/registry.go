@@ -249,35 +249,53 @@ type Conn struct {
 // List returns a user's live streams of both purposes, oldest first, with
 // their counts. Expired leases are not counted.
 func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Counts, []Conn, error) {
+	// Two round trips whatever the number of streams: the live ids of both
+	// purposes, then every lease hash.
 	min := strconv.FormatInt(now.UnixMilli()+1, 10)
+	purposes := []string{Alerts, Data}
+	ranges := make([]*redis.StringSliceCmd, len(purposes))
+	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, purpose := range purposes {
+			ranges[i] = p.ZRangeByScore(ctx, r.userKey(userID, purpose), &redis.ZRangeBy{Min: min, Max: "+inf"})
+		}
+		return nil
+	}); err != nil {
+		return Counts{}, nil, err
+	}
+	type lease struct {
+		id, purpose string
+		cmd         *redis.MapStringStringCmd
+	}
+	var leases []lease
+	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, purpose := range purposes {
+			for _, id := range ranges[i].Val() {
+				leases = append(leases, lease{id, purpose, p.HGetAll(ctx, r.leaseKey(id))})
+			}
+		}
+		return nil
+	}); err != nil {
+		return Counts{}, nil, err
+	}
 	var conns []Conn
 	var c Counts
-	for _, purpose := range []string{Alerts, Data} {
-		ids, err := r.rdb.ZRangeByScore(ctx, r.userKey(userID, purpose), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
-		if err != nil {
-			return Counts{}, nil, err
+	for _, l := range leases {
+		h := l.cmd.Val()
+		if h["state"] != "live" {
+			continue
 		}
-		for _, id := range ids {
-			h, err := r.rdb.HGetAll(ctx, r.leaseKey(id)).Result()
-			if err != nil {
-				return Counts{}, nil, err
-			}
-			if h["state"] != "live" {
-				continue
-			}
-			var devs []string
-			_ = json.Unmarshal([]byte(h["devices"]), &devs)
-			if devs == nil {
-				devs = []string{}
-			}
-			ms, _ := strconv.ParseInt(h["connectedAt"], 10, 64)
-			at := time.UnixMilli(ms).UTC()
-			conns = append(conns, Conn{ID: id, Purpose: purpose, DeviceCount: len(devs), Devices: devs, ConnectedAt: at, Uptime: int64(now.Sub(at) / time.Second)})
-			if purpose == Alerts {
-				c.Alerts++
-			} else {
-				c.Data++
-			}
+		var devs []string
+		_ = json.Unmarshal([]byte(h["devices"]), &devs)
+		if devs == nil {
+			devs = []string{}
+		}
+		ms, _ := strconv.ParseInt(h["connectedAt"], 10, 64)
+		at := time.UnixMilli(ms).UTC()
+		conns = append(conns, Conn{ID: l.id, Purpose: l.purpose, DeviceCount: len(devs), Devices: devs, ConnectedAt: at, Uptime: int64(now.Sub(at) / time.Second)})
+		if l.purpose == Alerts {
+			c.Alerts++
+		} else {
+			c.Data++
 		}
 	}
 	c.Total = c.Alerts + c.Data
