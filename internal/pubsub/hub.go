@@ -51,6 +51,7 @@ type Hub struct {
 
 	mu       sync.RWMutex
 	index    map[string]*routes // device -> subscriptions
+	subs     map[*Subscription]struct{}
 	byStream map[string]*Subscription
 	barriers map[string]*Subscription // pending ping payload -> subscription
 
@@ -76,6 +77,7 @@ func NewHub(rdb redis.UniversalClient, ch Channels, log *slog.Logger, now func()
 		log:      log,
 		now:      now,
 		index:    make(map[string]*routes),
+		subs:     make(map[*Subscription]struct{}),
 		byStream: make(map[string]*Subscription),
 		barriers: make(map[string]*Subscription),
 	}
@@ -113,10 +115,7 @@ func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, q *Queue
 		hub: h, stream: streamID, filter: f, Queue: q,
 		ready: make(chan struct{}), lost: make(chan struct{}), evicted: make(chan struct{}),
 	}
-	ps, err := h.conn(ctx)
-	if err != nil {
-		return nil, ErrUnavailable
-	}
+	ps := h.conn(ctx)
 	token := "b:" + randomHex()
 	h.mu.Lock()
 	h.add(s)
@@ -159,6 +158,7 @@ func (s *Subscription) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.unindex(s)
+	delete(h.subs, s)
 	if s.stream != "" && h.byStream[s.stream] == s {
 		delete(h.byStream, s.stream)
 	}
@@ -177,6 +177,7 @@ func (h *Hub) Stats() Stats {
 // add indexes s; h.mu must be held.
 func (h *Hub) add(s *Subscription) {
 	h.index1(s)
+	h.subs[s] = struct{}{}
 	if s.stream != "" {
 		h.byStream[s.stream] = s
 	}
@@ -226,11 +227,11 @@ func remove(list []*Subscription, s *Subscription) []*Subscription {
 
 // conn returns the shared subscription, creating it and its reader when
 // there is none.
-func (h *Hub) conn(ctx context.Context) (*redis.PubSub, error) {
+func (h *Hub) conn(ctx context.Context) *redis.PubSub {
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
 	if h.ps != nil {
-		return h.ps, nil
+		return h.ps
 	}
 	names := make([]string, 0, len(h.channels.Kinds)+1)
 	for name := range h.channels.Kinds {
@@ -243,7 +244,7 @@ func (h *Hub) conn(ctx context.Context) (*redis.PubSub, error) {
 	h.ps = ps
 	h.stopped = make(chan struct{})
 	go h.read(ps, h.stopped)
-	return ps, nil
+	return ps
 }
 
 // reset drops the shared subscription ps (if it is still current) and tells
@@ -265,18 +266,7 @@ func (h *Hub) reset(ps *redis.PubSub, cause error) {
 func (h *Hub) loseAll() {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	seen := make(map[*Subscription]bool)
-	for _, r := range h.index {
-		for _, list := range [2][]*Subscription{r.data, r.alerts} {
-			for _, s := range list {
-				if !seen[s] {
-					seen[s] = true
-					s.once.Do(func() { close(s.lost) })
-				}
-			}
-		}
-	}
-	for _, s := range h.barriers {
+	for s := range h.subs {
 		s.once.Do(func() { close(s.lost) })
 	}
 }
