@@ -22,11 +22,7 @@ import (
 const deadlineMargin = 2 * time.Second
 
 func main() {
-	a, err := app.Load(context.Background(), os.Getenv, config.NeedRedis)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	a := app.MustLoad(config.NeedRedis)
 	set, err := sim.LoadSettings(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "invalid configuration:\n"+err.Error())

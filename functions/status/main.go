@@ -2,10 +2,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/machinedash/sse/internal/app"
@@ -14,11 +10,7 @@ import (
 )
 
 func main() {
-	a, err := app.Load(context.Background(), os.Getenv, config.NeedRedis|config.NeedTicketSecret)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
 	// A BUFFERED function URL: one JSON response object, not a stream.
 	lambda.Start(urlfn.Buffered(a.Mux("/sse/status")))
 }

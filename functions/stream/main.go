@@ -4,10 +4,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-
 	"github.com/aws/aws-lambda-go/lambdaurl"
 
 	"github.com/machinedash/sse/internal/app"
@@ -15,10 +11,6 @@ import (
 )
 
 func main() {
-	a, err := app.Load(context.Background(), os.Getenv, config.NeedRedis|config.NeedTicketSecret)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
 	lambdaurl.Start(a.Mux("/sse/stream", "/sse/alerts"))
 }

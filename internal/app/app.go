@@ -51,6 +51,17 @@ func Load(ctx context.Context, getenv func(string) string, need config.Need) (*A
 	return LoadClock(ctx, getenv, need, nil)
 }
 
+// MustLoad is Load for a Lambda main: on a configuration problem it prints
+// every one to stderr and exits 1, which Lambda reports as an init failure.
+func MustLoad(need config.Need) *App {
+	a, err := Load(context.Background(), os.Getenv, need)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return a
+}
+
 // LoadClock is Load with the app's clock given (nil: real time). The local
 // server's browser test uses it to move the service's notion of "now".
 func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
