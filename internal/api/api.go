@@ -33,9 +33,7 @@ const msgUnavailable = "Service temporarily unavailable"
 // Ticket serves POST /sse/stream-ticket.
 func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+		if !web.Method(w, r, http.MethodPost) {
 			return
 		}
 		tok, err := access.BearerToken(r.Header.Get("Authorization"))
@@ -103,9 +101,7 @@ func parsePurpose(raw json.RawMessage) (ticket.Purpose, error) {
 // the user's open streams, read from the registry (every invocation's).
 func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Time, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET")
-			web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+		if !web.Method(w, r, http.MethodGet) {
 			return
 		}
 		raw := r.URL.Query().Get("ticket")

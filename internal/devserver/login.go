@@ -105,9 +105,7 @@ func (s *Server) devRoutes() http.Handler {
 // demo user, signed with the configured (or dev) ACCESS_TOKEN_SECRET and
 // carrying the user in ACCESS_TOKEN_USER_CLAIM, as the real app's would.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+	if !web.Method(w, r, http.MethodPost) {
 		return
 	}
 	cfg := s.App.Config

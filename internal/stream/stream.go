@@ -196,9 +196,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 // the request was answered otherwise (an error, a soft refusal, a failed
 // first write).
 func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *session {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+	if !web.Method(w, r, http.MethodGet) {
 		return nil
 	}
 	q := r.URL.Query()

@@ -48,6 +48,17 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// Method reports whether r uses method. Otherwise it answers 405 with an
+// Allow header and the seed's error body, and the handler should return.
+func Method(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method {
+		return true
+	}
+	w.Header().Set("Allow", method)
+	Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+	return false
+}
+
 // Options configure Wrap.
 type Options struct {
 	AllowedOrigins []string // CORS; empty: no CORS headers

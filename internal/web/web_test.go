@@ -106,3 +106,16 @@ func TestRedactURL(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestMethod(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	if Method(rec, httptest.NewRequest("DELETE", "/", nil), "POST") || rec.Code != 405 || rec.Header().Get("Allow") != "POST" ||
+		strings.TrimSpace(rec.Body.String()) != `{"error":"Method Not Allowed","message":"Method not allowed","statusCode":405}` {
+		t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	if !Method(rec, httptest.NewRequest("POST", "/", nil), "POST") || rec.Body.Len() != 0 {
+		t.Fatal("POST refused")
+	}
+}
