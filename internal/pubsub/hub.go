@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type Hub struct {
 	channels Channels
 	log      *slog.Logger
 	now      func() time.Time
+	// barrierTimeout bounds the wait for a barrier's answer.
+	barrierTimeout time.Duration
 
 	mu       sync.RWMutex
 	index    map[string]*routes // device -> subscriptions
@@ -72,14 +75,15 @@ func NewHub(rdb redis.UniversalClient, ch Channels, log *slog.Logger, now func()
 		now = time.Now
 	}
 	return &Hub{
-		rdb:      rdb,
-		channels: ch,
-		log:      log,
-		now:      now,
-		index:    make(map[string]*routes),
-		subs:     make(map[*Subscription]struct{}),
-		byStream: make(map[string]*Subscription),
-		barriers: make(map[string]*Subscription),
+		rdb:            rdb,
+		channels:       ch,
+		log:            log,
+		now:            now,
+		barrierTimeout: DefaultBarrierTimeout,
+		index:          make(map[string]*routes),
+		subs:           make(map[*Subscription]struct{}),
+		byStream:       make(map[string]*Subscription),
+		barriers:       make(map[string]*Subscription),
 	}
 }
 
@@ -105,39 +109,81 @@ func (s *Subscription) Lost() <-chan struct{} { return s.lost }
 // Evicted is closed when another process asked this stream to end.
 func (s *Subscription) Evicted() <-chan struct{} { return s.evicted }
 
+// DefaultBarrierTimeout is how long the shared connection may take to
+// answer a barrier ping before the hub takes it for dead and resets it.
+const DefaultBarrierTimeout = 3 * time.Second
+
+// errNoPong is the reset cause when a barrier ping got no answer in time.
+var errNoPong = errors.New("pubsub: no answer to a barrier ping")
+
 // Subscribe registers a stream (streamID may be empty when the stream
 // cannot be addressed) and returns once the shared subscription has
 // confirmed it: every message Redis delivers after that point and matching
-// f is offered to q; nothing delivered before it ever is. It fails with
-// ErrUnavailable when Redis does not confirm before ctx ends.
+// f is offered to q; nothing delivered before it ever is. It fails with an
+// error matching ErrUnavailable when Redis does not confirm in time or ctx
+// ends first.
+//
+// The barrier belongs to the hub, not to the caller: the ping is written
+// and watched under the hub's own timeout whatever ctx does, so a caller
+// that gives up (its client hung up mid-connect) costs only its own
+// connect. Only a ping that Redis does not answer within the barrier
+// timeout resets the shared subscription.
 func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, q *Queue) (*Subscription, error) {
 	s := &Subscription{
 		hub: h, stream: streamID, filter: f, Queue: q,
 		ready: make(chan struct{}), lost: make(chan struct{}), evicted: make(chan struct{}),
 	}
-	ps := h.conn(ctx)
+	// Without the caller's cancellation: go-redis closes the shared
+	// connection when a write fails on a context that ended.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.barrierTimeout)
+	ps := h.conn(bctx)
 	token := "b:" + randomHex()
 	h.mu.Lock()
 	h.add(s)
 	h.barriers[token] = s
 	h.mu.Unlock()
-	if err := ps.Ping(ctx, token); err != nil {
+	if err := ps.Ping(bctx, token); err != nil {
+		cancel()
 		s.Close()
 		h.reset(ps, err)
 		return nil, ErrUnavailable
 	}
 	select {
 	case <-s.ready:
+		cancel()
 		return s, nil
 	case <-s.lost:
+		cancel()
 		s.Close()
 		return nil, ErrUnavailable
-	case <-ctx.Done():
+	case <-bctx.Done():
+		cancel()
 		s.Close()
 		// A ping that gets no answer means the connection is dead (a
 		// Lambda frozen for long, a failover): start over.
-		h.reset(ps, ctx.Err())
+		h.reset(ps, errNoPong)
 		return nil, ErrUnavailable
+	case <-ctx.Done():
+		// The caller left. Its subscription receives nothing from now on,
+		// but its ping is still in flight and still proves the connection:
+		// watch it out of the caller's way.
+		h.unregister(s)
+		go h.watch(ps, token, s, bctx, cancel)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// watch waits for the barrier of a subscription whose caller gave up, and
+// resets ps only if Redis does not answer it in time.
+func (h *Hub) watch(ps *redis.PubSub, token string, s *Subscription, bctx context.Context, cancel context.CancelFunc) {
+	defer cancel()
+	select {
+	case <-s.ready:
+	case <-bctx.Done():
+		h.mu.Lock()
+		delete(h.barriers, token)
+		h.mu.Unlock()
+		h.reset(ps, errNoPong) // a no-op when ps was already replaced
 	}
 }
 
@@ -157,15 +203,28 @@ func (s *Subscription) Close() {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.unindex(s)
-	delete(h.subs, s)
-	if s.stream != "" && h.byStream[s.stream] == s {
-		delete(h.byStream, s.stream)
-	}
+	h.drop(s)
 	for k, b := range h.barriers {
 		if b == s {
 			delete(h.barriers, k)
 		}
+	}
+}
+
+// unregister removes s from the routes but leaves its pending barrier, so
+// the hub still sees the answer to its ping.
+func (h *Hub) unregister(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drop(s)
+}
+
+// drop takes s out of the index and the sets; h.mu must be held.
+func (h *Hub) drop(s *Subscription) {
+	h.unindex(s)
+	delete(h.subs, s)
+	if s.stream != "" && h.byStream[s.stream] == s {
+		delete(h.byStream, s.stream)
 	}
 }
 

@@ -1,0 +1,79 @@
+package stream_test
+
+import (
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/ticket"
+)
+
+// Another user's connects, each reset by its client at a random point of
+// the handshake (mid-request, during admission or subscribe, right after
+// the first bytes), must not disturb user A's open streams: no
+// "unavailable", and the next published messages arrive.
+func TestConnectsResetMidHandshakeLeaveOtherStreamsAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.MaxStreamsPerIP = 1000 })
+	e.own("1", "C01")
+	e.own("2", "D01")
+	data := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	data.expect("system", "")
+	alerts := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	alerts.expect("system", "")
+
+	req := "GET /sse/stream?deviceId=D01&ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeData)) +
+		" HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+	addr := e.srv.Listener.Addr().String()
+	const connects = 200
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range connects {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			tc := c.(*net.TCPConn)
+			_ = tc.SetLinger(0) // close sends RST
+			defer tc.Close()
+			switch i % 4 {
+			case 0: // part of the request only
+				_, _ = io.WriteString(tc, req[:rand.N(len(req))])
+			case 1: // the whole request, then gone within 0-5 ms
+				_, _ = io.WriteString(tc, req)
+				time.Sleep(time.Duration(rand.N(5000)) * time.Microsecond)
+			case 2: // gone as soon as the request is out
+				_, _ = io.WriteString(tc, req)
+			default: // gone after the first bytes of the answer
+				_, _ = io.WriteString(tc, req)
+				_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = tc.Read(make([]byte, 1+rand.N(200)))
+			}
+		}()
+	}
+	wg.Wait()
+
+	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":"after"}`)
+	e.publish(e.keys.ChannelAlerts, `{"deviceId":"C01","alert":"after"}`)
+	if ev := data.next(); ev.Name != "realtime-update" || !strings.Contains(ev.Data, "after") {
+		t.Fatalf("data stream after %d reset connects: %s %s", connects, ev.Name, ev.Data)
+	}
+	if ev := alerts.next(); ev.Name != "machine-alert" || !strings.Contains(ev.Data, "after") {
+		t.Fatalf("alerts stream after %d reset connects: %s %s", connects, ev.Name, ev.Data)
+	}
+	if st := e.app.Hub.Stats(); st.Resets != 0 {
+		t.Fatalf("%d subscription resets", st.Resets)
+	}
+}
