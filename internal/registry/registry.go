@@ -187,6 +187,17 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 	return a, nil
 }
 
+// Superseded reports whether a newer connect has marked the lease id
+// superseded. A stream checks it once it has joined its hub, since an
+// eviction notice published before then reached nobody.
+func (r *Registry) Superseded(ctx context.Context, id string) (bool, error) {
+	st, err := r.rdb.HGet(ctx, r.leaseKey(id), "state").Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return st == "superseded", err
+}
+
 // Lease identifies a live stream's lease for Renew and Release.
 type Lease struct {
 	ID, UserID, Purpose, IP string

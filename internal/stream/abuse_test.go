@@ -1,6 +1,8 @@
 package stream_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -75,5 +77,60 @@ func TestConnectsResetMidHandshakeLeaveOtherStreamsAlone(t *testing.T) {
 	}
 	if st := e.app.Hub.Stats(); st.Resets != 0 {
 		t.Fatalf("%d subscription resets", st.Resets)
+	}
+}
+
+// Fifty simultaneous connects of one user under evict-oldest: whatever the
+// interleaving of admissions and subscriptions, every stream but the one
+// holding the lease ends by its eviction notice, with no heartbeat (the
+// fake clock never fires one).
+func TestRacingConnectsEndEveryEvictedStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.MaxStreamsPerIP = 100 })
+	e.own("1", "C01")
+	tk := url.QueryEscape(e.ticket("1", ticket.PurposeData))
+	const n = 50
+	start := make(chan struct{})
+	ended := make(chan struct{}, n)
+	var answered sync.WaitGroup
+	answered.Add(n)
+	for range n {
+		go func() {
+			<-start
+			defer func() { ended <- struct{}{} }()
+			resp, err := e.srv.Client().Get(e.srv.URL + "/sse/stream?deviceId=C01&ticket=" + tk)
+			answered.Done()
+			if err != nil {
+				t.Errorf("connect failed: %v", errors.Unwrap(err))
+				return
+			}
+			defer resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				_, _ = io.Copy(io.Discard, resp.Body) // until the server ends it
+			case 204: // superseded before its first byte
+			default:
+				t.Errorf("connect: %d", resp.StatusCode)
+			}
+		}()
+	}
+	close(start)
+	answered.Wait() // every connect has its answer: no later one evicts the winner
+	wait, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	gone := 0
+	for gone < n-1 && wait.Err() == nil {
+		select {
+		case <-ended:
+			gone++
+		case <-wait.Done():
+		}
+	}
+	counts, _, err := e.app.Registry.List(t.Context(), "1", e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone != n-1 || counts.Data != 1 {
+		t.Fatalf("%d streams still open after eviction, %d leases in Redis; want 1 and 1", n-gone, counts.Data)
 	}
 }

@@ -284,7 +284,20 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	s.queue = pubsub.NewQueue(h.d.QueueSize, h.d.Timing.RealtimeMin)
 	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
 	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts}, s.queue)
+	superseded := false
+	if err == nil {
+		// A newer connect that evicted this lease before it joined the hub
+		// published its notice to nobody; from here on notices arrive, and
+		// the lease tells about the ones before.
+		if superseded, err = h.d.Registry.Superseded(ctx, s.lease.ID); err != nil || superseded {
+			sub.Close()
+		}
+	}
 	cancel()
+	if superseded {
+		w.WriteHeader(http.StatusNoContent) // as its own reconnect would get
+		return nil
+	}
 	if err != nil {
 		s.release()
 		h.refuse(w, "subscribe")
