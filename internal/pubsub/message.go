@@ -15,7 +15,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/machinedash/sse/internal/device"
 )
@@ -70,31 +74,96 @@ var (
 	ErrTooLarge  = errors.New("pubsub: message too large")
 )
 
-// envelope is the part of a channel message the router needs.
-type envelope struct {
-	DeviceID  *string         `json:"deviceId"` // a number or object fails the decode
-	Timestamp json.RawMessage `json:"timestamp"`
-}
-
 // TimeFormat is the ISO 8601 form the NestJS backend used for timestamps.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// envelope is the part of a channel message the router needs: its
+// top-level "deviceId" and "timestamp" members, matched by their exact
+// names, as a browser's JSON.parse reads them (encoding/json would also
+// take "DeviceId" or "DEVICEID" for "deviceId", so a message could reach
+// the owner of one device while the browser shows another).
+type envelope struct {
+	device    string
+	hasDevice bool
+	timestamp []byte // the raw value; nil when absent
+}
+
+// reader is a reusable decoder: a jsontext.Decoder holds buffers worth
+// keeping between messages.
+type reader struct {
+	src bytes.Reader
+	dec *jsontext.Decoder
+}
+
+var readers = sync.Pool{New: func() any {
+	r := &reader{}
+	r.dec = jsontext.NewDecoder(&r.src)
+	return r
+}}
+
+// readEnvelope reads the envelope of a JSON object. It fails when payload
+// is not one JSON object, when deviceId is not a string, or when either
+// member appears twice (which one a reader takes is up to the reader).
+func readEnvelope(payload []byte) (env envelope, err error) {
+	r := readers.Get().(*reader)
+	defer func() {
+		r.src.Reset(nil)
+		readers.Put(r)
+	}()
+	r.src.Reset(payload)
+	dec := r.dec
+	// Duplicates are checked here for the two members that matter; a
+	// publisher's own data may repeat names without harm to routing.
+	dec.Reset(&r.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return env, ErrMalformed
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return env, ErrMalformed
+		}
+		switch name.String() {
+		case "deviceId":
+			v, err := dec.ReadToken()
+			if err != nil || v.Kind() != '"' || env.hasDevice {
+				return env, ErrMalformed
+			}
+			env.device, env.hasDevice = v.String(), true
+		case "timestamp":
+			v, err := dec.ReadValue()
+			if err != nil || env.timestamp != nil {
+				return env, ErrMalformed
+			}
+			env.timestamp = bytes.Clone(v)
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return env, ErrMalformed
+			}
+		}
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return env, ErrMalformed
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return env, ErrMalformed // something after the object
+	}
+	return env, nil
+}
 
 // Parse validates a channel message and builds the client payload: the
 // published JSON object, compacted to one line, with a "timestamp" added
 // when the publisher left it out (the Socket.IO payloads always had one).
-// It needs a JSON object with a string deviceId that is a valid device id.
+// It needs a JSON object with exactly one "deviceId", a string that is a
+// valid device id, and at most one "timestamp".
 func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 	if len(payload) > MaxPayload {
 		return nil, ErrTooLarge
 	}
-	var env envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
+	env, err := readEnvelope(payload)
+	if err != nil || !env.hasDevice || !device.Valid(env.device) {
 		return nil, ErrMalformed
 	}
-	if env.DeviceID == nil || !device.Valid(*env.DeviceID) {
-		return nil, ErrMalformed
-	}
-	id := *env.DeviceID
 	var buf bytes.Buffer
 	buf.Grow(len(payload) + 40)
 	if err := json.Compact(&buf, payload); err != nil {
@@ -102,18 +171,18 @@ func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 	}
 	data := buf.Bytes()
 	var stamp time.Time
-	if k.ForAlerts() && len(env.Timestamp) > 0 {
+	if k.ForAlerts() && len(env.timestamp) > 0 {
 		var ts string
-		if json.Unmarshal(env.Timestamp, &ts) == nil {
+		if json.Unmarshal(env.timestamp, &ts) == nil {
 			stamp, _ = time.Parse(time.RFC3339Nano, ts)
 		}
 	}
-	if len(env.Timestamp) == 0 || bytes.Equal(env.Timestamp, []byte("null")) {
-		// Unmarshal into a struct succeeded, so data is an object ending in '}'.
+	if len(env.timestamp) == 0 || bytes.Equal(env.timestamp, []byte("null")) {
+		// readEnvelope saw one object, so data ends in '}'.
 		data = data[:len(data)-1]
 		data = append(data, `,"timestamp":"`...)
 		data = now.UTC().AppendFormat(data, TimeFormat)
 		data = append(data, `"}`...)
 	}
-	return &Message{Kind: k, Device: id, Data: data, At: now, Stamp: stamp}, nil
+	return &Message{Kind: k, Device: env.device, Data: data, At: now, Stamp: stamp}, nil
 }

@@ -52,6 +52,8 @@ func TestParse(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"deviceId":"C02","data":{"T1":220}}`))
 	f.Add([]byte(`{"deviceId":"C02","timestamp":"x"}`))
+	f.Add([]byte(`{"deviceId":"C04","DeviceId":"C01"}`))
+	f.Add([]byte(`{"device\u0049d":"C04","deviceid":"C01"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := Parse(KindRealtime, in, t0)
 		if err != nil {
@@ -60,10 +62,9 @@ func FuzzParse(f *testing.F) {
 		if strings.ContainsAny(string(m.Data), "\r\n") || !json.Valid(m.Data) {
 			t.Fatalf("payload %q is not one line of JSON", m.Data)
 		}
-		var back struct {
-			DeviceID string `json:"deviceId"`
-		}
-		if json.Unmarshal(m.Data, &back) != nil || back.DeviceID != m.Device {
+		// A map keeps names exactly, as a browser's JSON.parse does.
+		var back map[string]any
+		if json.Unmarshal(m.Data, &back) != nil || back["deviceId"] != m.Device {
 			t.Fatalf("device %q lost in %s", m.Device, m.Data)
 		}
 	})
