@@ -134,3 +134,35 @@ func TestRacingConnectsEndEveryEvictedStream(t *testing.T) {
 		t.Fatalf("%d streams still open after eviction, %d leases in Redis; want 1 and 1", n-gone, counts.Data)
 	}
 }
+
+// One alert stamped far in the future (a publisher's clock gone wrong)
+// must not stop replay: the watermark believes a stamp only up to the
+// service's clock plus StampSkew, and the future entry is not replayed.
+func TestFutureStampedAlertDoesNotStopReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01")
+	path := "/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts))
+	c := e.open(path)
+	c.expect("system", "")
+	e.alert("C01", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), "from 2099", true)
+	c.expect("machine-alert", "C01")
+	e.clock.Advance(10 * time.Second)
+	e.alert("C01", e.clock.Now(), "sane", true)
+	last := c.expect("machine-alert", "C01")
+	c.resp.Body.Close() // the network drops
+	c.ended()
+
+	e.clock.Advance(2 * time.Second)
+	e.alert("C01", e.clock.Now(), "missed", true)
+	e.clock.Advance(3 * time.Second)
+	r := e.open(path, "Last-Event-ID", last.ID)
+	r.expect("system", "")
+	if m := r.expect("machine-alert", "C01").json(t)["alert"].(map[string]any)["message"]; m != "missed" {
+		t.Fatalf("replayed %v, want missed", m)
+	}
+	e.alert("C01", e.clock.Now(), "live", true)
+	if m := r.expect("machine-alert", "C01").json(t)["alert"].(map[string]any)["message"]; m != "live" {
+		t.Fatalf("after replay got %v, want live (the 2099 alert again?)", m)
+	}
+}

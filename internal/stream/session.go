@@ -38,9 +38,10 @@ type session struct {
 	released bool
 
 	// mark is the alerts stream's resume watermark: the newest publisher
-	// timestamp among the alerts delivered (or the connect time). Every id
-	// on an alerts stream carries it, so a resume replays exactly the
-	// alerts stamped after it. It never goes back.
+	// timestamp among the alerts delivered, as far as it is believed
+	// (watermark.go), or the connect time. Every id on an alerts stream
+	// carries it, so a resume replays exactly the alerts stamped after it.
+	// It never goes back.
 	mark time.Time
 	// replayed holds the payloads sent by replay, so that the same alert
 	// arriving live right after is not sent twice. Cleared at the first
@@ -87,7 +88,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	// stream left off; it must be set before the first id is written.
 	s.mark = start
 	if resumed && s.purpose == registry.Alerts {
-		s.mark = cur.At
+		s.mark = believed(cur.At, start)
 	}
 	// The first event carries an id, so even a client that sees nothing
 	// else can resume; the retry spreads network-error reconnects too.
@@ -267,8 +268,8 @@ func (s *session) deliver(m *pubsub.Message) {
 			delete(s.replayed, string(m.Data))
 			return
 		}
-		if m.Stamp.After(s.mark) {
-			s.mark = m.Stamp
+		if st := believed(m.Stamp, m.At); st.After(s.mark) {
+			s.mark = st
 		}
 	}
 	s.event(m.At, m.Kind.Event(), m.Data)
@@ -376,8 +377,9 @@ func (h *Handler) refuse(w http.ResponseWriter, why string) {
 
 // replay sends, on resume, the alerts published while the client was away:
 // those in each device's history (newest first, at most ReplayLimit)
-// stamped after the watermark, oldest first. Entries without a timestamp
-// cannot be placed and are not replayed; an entry naming another device is
+// stamped after the watermark, oldest first. Entries without a timestamp,
+// or stamped more than StampSkew ahead of now, cannot be placed and are
+// not replayed; an entry naming another device is
 // ignored. The subscription is already live, so an alert published during
 // the replay comes both ways: the live copy is dropped by deliver.
 func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
@@ -399,7 +401,7 @@ func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
 	for i, d := range devices {
 		for _, raw := range cmds[i].Val() {
 			m, err := pubsub.Parse(pubsub.KindAlert, []byte(raw), now)
-			if err != nil || m.Device != d || m.Stamp.IsZero() || !m.Stamp.After(s.mark) {
+			if err != nil || m.Device != d || m.Stamp.IsZero() || !m.Stamp.After(s.mark) || m.Stamp.After(now.Add(StampSkew)) {
 				continue
 			}
 			out = append(out, m)
