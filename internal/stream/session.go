@@ -367,8 +367,8 @@ func statusPayload(deviceID, cached string, now time.Time) []byte {
 // refuse is the soft refusal: 200, a retry with backoff and jitter, one
 // system "unavailable" event, end. Any other status would end a native
 // EventSource for good.
-func (h *Handler) refuse(w http.ResponseWriter, why string) {
-	h.d.Log.Warn("stream refused softly", "why", why)
+// The caller logs why (refusal.soft).
+func (h *Handler) refuse(w http.ResponseWriter) {
 	writeStreamHeader(w)
 	b := sse.AppendRetry(nil, softRetryBase+h.d.Jitter(softRetryJitter))
 	b, _ = sse.AppendEvent(b, sse.Event{Name: "system", Data: systemData("unavailable", h.d.Clock.Now())})

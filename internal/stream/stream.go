@@ -199,46 +199,48 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	if !web.Method(w, r, http.MethodGet) {
 		return nil
 	}
+	f := &refusal{h: h, w: w, r: r, purpose: purpose}
 	q := r.URL.Query()
-	var devices []string
-	includeStatus := false
-	if purpose == registry.Data {
-		var err error
-		if devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
-			web.Error(w, http.StatusBadRequest, deviceMessage(err, h.d.MaxDevices))
-			return nil
-		}
-		if includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
-			web.Error(w, http.StatusBadRequest, "includeStatus must be true or false")
-			return nil
-		}
-	}
+	// The ticket first: who may not connect at all learns nothing more.
 	raw := q.Get("ticket")
 	if raw == "" {
-		web.Error(w, http.StatusUnauthorized, msgAuth)
+		f.deny(http.StatusUnauthorized, "no ticket", msgAuth, nil)
 		return nil
 	}
 	claims, err := h.d.Tickets.Parse(raw)
 	expired := errors.Is(err, ticket.ErrExpired)
 	if err != nil && !expired {
-		web.Error(w, http.StatusUnauthorized, msgTicket)
+		f.deny(http.StatusUnauthorized, "invalid ticket", msgTicket, nil)
 		return nil
 	}
+	f.user = claims.UserID
 	want := ticket.PurposeData
 	if purpose == registry.Alerts {
 		want = ticket.PurposeAlerts
 	}
 	if !claims.Purpose.Allows(want) {
-		web.Error(w, http.StatusUnauthorized, msgPurpose)
+		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
 		return nil
 	}
 	cur, hasCursor := parseCursor(r.Header.Get("Last-Event-ID"))
 	if expired && !hasCursor {
-		web.Error(w, http.StatusUnauthorized, msgTicket)
+		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
 		return nil
 	}
+	var devices []string
+	includeStatus := false
+	if purpose == registry.Data {
+		if devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
+			f.deny(http.StatusBadRequest, "devices: "+err.Error(), deviceMessage(err, h.d.MaxDevices), nil)
+			return nil
+		}
+		if includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
+			f.deny(http.StatusBadRequest, "includeStatus", "includeStatus must be true or false", nil)
+			return nil
+		}
+	}
 	if h.draining() {
-		h.refuse(w, "draining")
+		f.soft("draining")
 		return nil
 	}
 
@@ -267,7 +269,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	adm, err := h.d.Registry.Connect(ctx, req, now)
 	cancel()
 	if err != nil {
-		h.admissionError(w, err, purpose, adm)
+		h.admissionError(f, err, adm)
 		return nil
 	}
 	if purpose == registry.Alerts {
@@ -295,12 +297,12 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	}
 	cancel()
 	if superseded {
-		w.WriteHeader(http.StatusNoContent) // as its own reconnect would get
+		f.superseded("superseded while joining") // as its own reconnect would be
 		return nil
 	}
 	if err != nil {
 		s.release()
-		h.refuse(w, "subscribe")
+		f.soft("subscribe")
 		return nil
 	}
 	s.sub = sub
@@ -313,32 +315,34 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	return s
 }
 
-func (h *Handler) admissionError(w http.ResponseWriter, err error, purpose string, adm registry.Admission) {
+func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) {
 	limits := h.d.Registry.Limits()
 	switch {
-	case errors.Is(err, registry.ErrRevoked), errors.Is(err, registry.ErrBadCursor):
-		web.Error(w, http.StatusUnauthorized, msgTicket)
+	case errors.Is(err, registry.ErrRevoked):
+		f.deny(http.StatusUnauthorized, "ticket revoked", msgTicket, nil)
+	case errors.Is(err, registry.ErrBadCursor):
+		f.deny(http.StatusUnauthorized, "resume cursor not valid", msgTicket, nil)
 	case errors.Is(err, registry.ErrForbidden):
-		web.Error(w, http.StatusForbidden, msgForbidden)
+		f.deny(http.StatusForbidden, "device not owned", msgForbidden, nil)
 	case errors.Is(err, registry.ErrSuperseded):
 		// 204 ends a native EventSource for good: a superseded tab must
 		// not come back and evict its successor.
-		w.WriteHeader(http.StatusNoContent)
+		f.superseded("superseded")
 	case errors.Is(err, registry.ErrUserLimit), errors.Is(err, registry.ErrIPLimit):
-		msg := msgIPLimit
+		msg, reason := msgIPLimit, "ip limit"
 		if errors.Is(err, registry.ErrUserLimit) {
+			reason = "user limit"
 			msg = "Data stream connection limit exceeded"
-			if purpose == registry.Alerts {
+			if f.purpose == registry.Alerts {
 				msg = "Alerts stream connection limit exceeded"
 			}
 		}
-		web.ErrorWith(w, http.StatusTooManyRequests, msg, map[string]any{
+		f.deny(http.StatusTooManyRequests, reason, msg, map[string]any{
 			"currentConnections": adm.Counts,
 			"limits":             map[string]int{"alerts": limits.Alerts, "data": limits.Data},
 		})
 	default:
-		h.d.Log.Warn("admission failed", slog.String("err", err.Error()))
-		h.refuse(w, "redis")
+		f.soft("admission: " + err.Error())
 	}
 }
 

@@ -1,0 +1,56 @@
+package stream
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/machinedash/sse/internal/web"
+)
+
+// refusal answers a connect that is not admitted, and logs why exactly
+// once: at info for the client's own trouble (bad parameters, ticket,
+// ownership, limits, superseded, gone), at warn for the service's (Redis).
+// The line names the purpose, the user once the ticket is read, the client
+// IP and the reason; never the ticket, a cursor or the query.
+type refusal struct {
+	h       *Handler
+	w       http.ResponseWriter
+	r       *http.Request
+	purpose string
+	user    string // "" until the ticket is read
+}
+
+func (f *refusal) log(level slog.Level, status int, reason string) {
+	attrs := []slog.Attr{
+		slog.String("purpose", f.purpose), slog.Int("status", status), slog.String("reason", reason),
+		slog.String("ip", web.ClientIP(f.r, f.h.d.TrustedIP)),
+	}
+	if f.user != "" {
+		attrs = append(attrs, slog.String("user", f.user))
+	}
+	f.h.d.Log.LogAttrs(context.Background(), level, "stream refused", attrs...)
+}
+
+// deny answers with the seed's error body (extra: the 429's fields).
+func (f *refusal) deny(status int, reason, message string, extra map[string]any) {
+	f.log(slog.LevelInfo, status, reason)
+	web.ErrorWith(f.w, status, message, extra)
+}
+
+// superseded answers 204, which ends a native EventSource for good.
+func (f *refusal) superseded(reason string) {
+	f.log(slog.LevelInfo, http.StatusNoContent, reason)
+	f.w.WriteHeader(http.StatusNoContent)
+}
+
+// soft is the soft refusal (200, retry, "unavailable"). A client that has
+// already gone is its own trouble, not the service's.
+func (f *refusal) soft(reason string) {
+	level := slog.LevelWarn
+	if f.r.Context().Err() != nil {
+		level, reason = slog.LevelInfo, reason+" (client gone)"
+	}
+	f.log(level, http.StatusOK, reason)
+	f.h.refuse(f.w)
+}
