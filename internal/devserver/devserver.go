@@ -151,7 +151,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		// More than web.MaxHeaderBytes, so that oversized headers up to
+		// here get the seed's JSON 431 from web.Wrap, not net/http's text.
+		MaxHeaderBytes: 4 << 20,
+		ErrorLog:       slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.srv.Serve(ln) }()

@@ -43,7 +43,7 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
 	e.own("1", "C01")
 	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
-	e.open("/sse/stream?deviceId=C01&ticket=" + data).expect("system", "")
+	e.open("/sse/stream?deviceId=C01&ticket="+data).expect("system", "")
 	expired, _, _ := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
 	e.issued = append(e.issued, expired)
 	e.clock.Advance(2 * time.Minute)

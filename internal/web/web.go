@@ -69,11 +69,22 @@ type Options struct {
 // OriginHeader carries the secret CloudFront adds to every origin request.
 const OriginHeader = "X-Origin-Verify"
 
-// Wrap adds CORS (answering preflights itself), the origin-secret check and
-// a panic guard that logs and answers 500 without details.
+// MaxHeaderBytes bounds a request's line and headers. Wrap answers larger
+// ones with the seed's 431 body; a server should read up to more than this
+// (the local server reads 4 MiB), since past its own limit net/http answers
+// a plain-text 431 before any handler runs.
+const MaxHeaderBytes = 64 << 10
+
+// Wrap adds CORS (answering preflights itself), the header-size bound, the
+// origin-secret check and a panic guard that logs and answers 500 without
+// details.
 func Wrap(h http.Handler, o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cors(w, r, o.AllowedOrigins)
+		if headerBytes(r) > MaxHeaderBytes {
+			Error(w, http.StatusRequestHeaderFieldsTooLarge, "Request headers too large")
+			return
+		}
 		if o.OriginSecret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(OriginHeader)), []byte(o.OriginSecret)) != 1 {
 			Error(w, http.StatusForbidden, "Requests must come through the service's public origin")
 			return
@@ -97,6 +108,17 @@ func Wrap(h http.Handler, o Options) http.Handler {
 	})
 }
 
+// headerBytes is about what the request line and headers took on the wire.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.URL.Path) + len(r.URL.RawQuery) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
 func cors(w http.ResponseWriter, r *http.Request, allowed []string) {
 	origin := r.Header.Get("Origin")
 	h := w.Header()
@@ -113,12 +135,19 @@ func cors(w http.ResponseWriter, r *http.Request, allowed []string) {
 	}
 }
 
-// ClientIP returns the client's address: the first address in the trusted
-// header when one is configured (CloudFront-Viewer-Address is "ip:port"),
-// else the peer address. A client-sent header never counts otherwise.
+// ClientIP returns the client's address: the right-most address in the
+// trusted header when one is configured, else the peer address. Right-most,
+// because a proxy appends the address it saw to whatever the client sent
+// (X-Forwarded-For: "<client's choice>, <what the proxy saw>"); a header
+// that a proxy sets whole (CloudFront-Viewer-Address, "ip:port") has one.
+// A client-sent header never counts otherwise.
 func ClientIP(r *http.Request, trustedHeader string) string {
 	if trustedHeader != "" {
-		v := strings.TrimSpace(strings.Split(r.Header.Get(trustedHeader), ",")[0])
+		v := strings.Join(r.Header.Values(trustedHeader), ",")
+		if i := strings.LastIndexByte(v, ','); i >= 0 {
+			v = v[i+1:]
+		}
+		v = strings.TrimSpace(v)
 		// CloudFront-Viewer-Address is "ip:port", IPv6 without brackets.
 		if i := strings.LastIndexByte(v, ':'); i > 0 && strings.Contains(v[:i], ":") && !strings.HasPrefix(v, "[") {
 			if a, err := netip.ParseAddr(v[:i]); err == nil {
@@ -151,17 +180,38 @@ func parseIP(v string) string {
 	return ""
 }
 
-// RedactURL returns the request's path and query with every query value of
-// ticket-like parameters replaced, for logs.
+// Bounds of a request URL in logs.
+const (
+	maxLoggedURL   = 512 // bytes of path and query, then "..."
+	maxLoggedValue = 64  // bytes of one kept query value
+)
+
+// harmlessParams are the query parameters whose values may be logged: they
+// name devices or a flag, never a credential.
+var harmlessParams = map[string]bool{"deviceId": true, "deviceIds": true, "includeStatus": true}
+
+// RedactURL returns the request's path and query for logs: every query
+// value is replaced by REDACTED except those of harmlessParams, a kept
+// value is cut at 64 bytes and the whole at 512 bytes, so a ticket, token
+// or a megabyte of query never reaches a log line.
 func RedactURL(r *http.Request) string {
 	q := r.URL.Query()
-	for _, k := range []string{"ticket", "token", "access_token"} {
-		if q.Has(k) {
-			q.Set(k, "REDACTED")
+	for k, vs := range q {
+		for i, v := range vs {
+			switch {
+			case !harmlessParams[k]:
+				vs[i] = "REDACTED"
+			case len(v) > maxLoggedValue:
+				vs[i] = v[:maxLoggedValue] + "..."
+			}
 		}
 	}
-	if len(q) == 0 {
-		return r.URL.Path
+	out := r.URL.Path
+	if len(q) > 0 {
+		out += "?" + q.Encode()
 	}
-	return r.URL.Path + "?" + q.Encode()
+	if len(out) > maxLoggedURL {
+		out = out[:maxLoggedURL] + "..."
+	}
+	return out
 }

@@ -119,3 +119,60 @@ func TestMethod(t *testing.T) {
 		t.Fatal("POST refused")
 	}
 }
+
+func TestClientIPTakesTheRightMostForwardedAddress(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		values []string
+		want   string
+	}{
+		{[]string{"1.2.3.4"}, "1.2.3.4"},
+		// The client wrote the first one; the trusted proxy appended the last.
+		{[]string{"6.6.6.6, 1.2.3.4"}, "1.2.3.4"},
+		{[]string{"6.6.6.6", "7.7.7.7, 1.2.3.4"}, "1.2.3.4"}, // several header lines
+		{[]string{"6.6.6.6,2001:db8::1"}, "2001:db8::1"},
+		{[]string{"6.6.6.6, garbage"}, "10.0.0.1"}, // never the client's choice
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "10.0.0.1:5000"
+		for _, v := range tc.values {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := ClientIP(r, "X-Forwarded-For"); got != tc.want {
+			t.Errorf("%q: got %s, want %s", tc.values, got, tc.want)
+		}
+	}
+}
+
+func TestRedactURLKeepsOnlyHarmlessValuesAndIsBounded(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("GET", "/sse/stream?ticket=eyJsecret&deviceIds=C01,C02&includeStatus=false&access_token=tok&lastEventId=abc&x=y", nil)
+	want := "/sse/stream?access_token=REDACTED&deviceIds=C01%2CC02&includeStatus=false&lastEventId=REDACTED&ticket=REDACTED&x=REDACTED"
+	if got := RedactURL(r); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	huge := httptest.NewRequest("GET", "/sse/stream?deviceId="+strings.Repeat("C", 900<<10)+"&"+strings.Repeat("k=v&", 1000), nil)
+	if got := RedactURL(huge); len(got) > 520 || strings.Contains(got, strings.Repeat("C", 65)) {
+		t.Fatalf("%d bytes logged", len(got))
+	}
+}
+
+func TestOversizedHeadersGetTheSeedsBody(t *testing.T) {
+	t.Parallel()
+	h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }), Options{AllowedOrigins: []string{"https://dash.example.com"}})
+	r := httptest.NewRequest("GET", "/sse/stream", nil)
+	r.Header.Set("Origin", "https://dash.example.com")
+	r.Header.Set("X-Junk", strings.Repeat("j", MaxHeaderBytes))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != 431 || strings.TrimSpace(rec.Body.String()) != `{"error":"Request Header Fields Too Large","message":"Request headers too large","statusCode":431}` ||
+		rec.Header().Get("Access-Control-Allow-Origin") == "" {
+		t.Fatalf("%d %s %v", rec.Code, rec.Body, rec.Header())
+	}
+	r.Header.Set("X-Junk", strings.Repeat("j", 8<<10)) // a large but normal cookie-sized header
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != 204 {
+		t.Fatal(rec.Code)
+	}
+}
