@@ -21,7 +21,7 @@ func TestHealth(t *testing.T) {
 		status   int
 		body     string
 	}{
-		{"redis up", url, 200, `{"redis":"up","status":"ok"}`},
+		{"redis up", url, 200, `{"malformedMessages":0,"redis":"up","status":"ok"}`},
 		// Nothing listens on port 1: refused at once.
 		{"redis down", "redis://127.0.0.1:1/0", 503, `{"redis":"down","status":"error"}`},
 	} {

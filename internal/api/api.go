@@ -158,15 +158,24 @@ func userIDValue(id string) any {
 	return id
 }
 
-// Health serves GET /health: 200 {status:"ok", redis:"up"} or 503.
-func Health(rdb redis.Cmdable) http.Handler {
+// Health serves GET /health: 200 {status:"ok", redis:"up",
+// malformedMessages} or 503. malformedMessages is the shared counter at
+// countKey: channel messages dropped as malformed, summed over processes.
+func Health(rdb redis.Cmdable, countKey string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := rdb.Ping(ctx).Err(); err != nil {
+		var count *redis.StringCmd
+		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Ping(ctx)
+			count = p.Get(ctx, countKey)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
 			web.JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "redis": "down"})
 			return
 		}
-		web.JSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "up"})
+		n, _ := count.Int64()
+		web.JSON(w, http.StatusOK, map[string]any{"status": "ok", "redis": "up", "malformedMessages": n})
 	})
 }

@@ -183,7 +183,7 @@ func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
 // origin check. Only the parts the app was configured for are present.
 func (a *App) Routes() map[string]http.Handler {
 	routes := map[string]http.Handler{
-		"/health": api.Health(a.Redis),
+		"/health": api.Health(a.Redis, a.Config.Keys.MalformedCount()),
 	}
 	if a.Streams != nil {
 		routes["/sse/stream"] = a.Streams.Data()

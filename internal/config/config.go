@@ -95,6 +95,10 @@ func (k Keys) UserDevices(userID string) string {
 	return strings.Replace(k.UserDevicesKey, "{userId}", userID, 1)
 }
 
+// MalformedCount is the counter of malformed channel messages dropped,
+// summed over every process (each adds what its own subscription dropped).
+func (k Keys) MalformedCount() string { return k.SSEPrefix + "stats:malformed" }
+
 // Config is the whole configuration of every function. Fields not needed by
 // a function are simply unused there.
 type Config struct {

@@ -63,6 +63,7 @@ type Hub struct {
 	stopped chan struct{} // closed when the current reader exits
 
 	received, malformed, deliveries, resets atomic.Int64
+	unreported                              atomic.Int64 // malformed, not yet taken by TakeMalformed
 }
 
 type routes struct {
@@ -233,6 +234,11 @@ func (h *Hub) Stats() Stats {
 	return Stats{Received: h.received.Load(), Malformed: h.malformed.Load(), Deliveries: h.deliveries.Load(), Resets: h.resets.Load()}
 }
 
+// TakeMalformed returns how many malformed messages were dropped since the
+// last call, so that each drop is reported once (to the shared counter in
+// Redis) however many streams of this process end.
+func (h *Hub) TakeMalformed() int64 { return h.unreported.Swap(0) }
+
 // add indexes s; h.mu must be held.
 func (h *Hub) add(s *Subscription) {
 	h.index1(s)
@@ -378,6 +384,7 @@ func (h *Hub) route(channel, payload string) {
 	m, err := Parse(kind, []byte(payload), h.now())
 	if err != nil {
 		h.malformed.Add(1)
+		h.unreported.Add(1)
 		h.log.Debug("dropped malformed message", slog.String("channel", channel), slog.String("reason", err.Error()))
 		return
 	}

@@ -162,13 +162,13 @@ func TestHealth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	resp := e.get("/health")
-	if got := strings.TrimSpace(body(t, resp)); resp.StatusCode != 200 || got != `{"redis":"up","status":"ok"}` {
+	if got := strings.TrimSpace(body(t, resp)); resp.StatusCode != 200 || got != `{"malformedMessages":0,"redis":"up","status":"ok"}` {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer down.Close()
 	rec := httptest.NewRecorder()
-	api.Health(down).ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), "GET", "/health", nil))
+	api.Health(down, e.keys.MalformedCount()).ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), "GET", "/health", nil))
 	if rec.Code != 503 || strings.TrimSpace(rec.Body.String()) != `{"redis":"down","status":"error"}` {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}

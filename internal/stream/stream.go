@@ -186,10 +186,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	defer s.release()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
+	malformed := h.d.Hub.Stats().Malformed
 	reason := s.loop(r.Context())
 	dropped, coalesced := s.queue.Stats()
+	malformed = h.d.Hub.Stats().Malformed - malformed
 	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
-		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced))
+		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced), slog.Int64("malformed", malformed))
+	h.reportMalformed()
+}
+
+// reportMalformed adds what this process's subscription dropped as
+// malformed to the shared counter that /health shows.
+func (h *Handler) reportMalformed() {
+	n := h.d.Hub.TakeMalformed()
+	if n == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	defer cancel()
+	if err := h.d.Redis.IncrBy(ctx, h.d.Keys.MalformedCount(), n).Err(); err != nil {
+		h.d.Log.Warn("malformed count not reported", slog.String("err", err.Error()))
+	}
 }
 
 // open admits a stream and sends its first events. It returns nil when
