@@ -3,7 +3,6 @@ package stream_test
 import (
 	"encoding/json"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,13 +28,8 @@ func TestMalformedMessagesAreReported(t *testing.T) {
 	// The end is logged after the client left; wait (bounded) for it.
 	var end map[string]any
 	for range 100 {
-		for _, l := range strings.Split(e.logs.String(), "\n") {
-			var m map[string]any
-			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "stream end" {
-				end = m
-			}
-		}
-		if end != nil {
+		if ends := e.logLines("stream end"); len(ends) > 0 {
+			end = ends[0]
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // bounded: 100 tries

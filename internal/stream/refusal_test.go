@@ -67,13 +67,7 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 			t.Fatalf("%s: %d, want %d", tc.path, resp.StatusCode, tc.status)
 		}
 	}
-	var lines []map[string]any
-	for _, l := range strings.Split(e.logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "stream refused" {
-			lines = append(lines, m)
-		}
-	}
+	lines := e.logLines("stream refused")
 	if len(lines) != len(refused) {
 		t.Fatalf("%d refusal lines for %d refusals:\n%s", len(lines), len(refused), e.logs.String())
 	}
@@ -82,4 +76,16 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 			t.Errorf("refusal %d: %v", i, m)
 		}
 	}
+}
+
+// logLines returns the service's log lines with message msg, decoded.
+func (e *env) logLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }
