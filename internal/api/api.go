@@ -72,6 +72,13 @@ func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.
 			return
 		}
 		token, c, err := tickets.Issue(r.Context(), user, purpose, ttl)
+		var limited *ticket.LimitError
+		if errors.As(err, &limited) {
+			log.Info("ticket refused", slog.String("user", user), slog.String("reason", "rate limit"))
+			w.Header().Set("Retry-After", strconv.Itoa(int((limited.RetryAfter+time.Second-1)/time.Second)))
+			web.Error(w, http.StatusTooManyRequests, "Too many stream tickets requested; try again later")
+			return
+		}
 		if err != nil {
 			log.Error("ticket issue failed", slog.String("err", err.Error()))
 			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)

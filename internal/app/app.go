@@ -130,6 +130,7 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 		if err != nil {
 			return nil, fmt.Errorf("STREAM_TICKET_SECRET: %w", err)
 		}
+		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.SSEPrefix+"ticketrate:")
 		a.Tickets = t
 	}
 	if cfg.AccessTokenSecret.Value != "" || cfg.AccessTokenPublicKey != "" {

@@ -30,6 +30,9 @@ const (
 	DefaultMaxDataStreams      = 1
 	DefaultMaxStreamsPerIP     = 5
 	DefaultRotationWindow      = 60 * time.Second
+	// DefaultMaxTicketsPerMinute allows a user a page load (two tickets)
+	// every few seconds, for several tabs, and stops a loop of them.
+	DefaultMaxTicketsPerMinute = 30
 	PolicyEvictOldest          = "evict-oldest"
 	PolicyReject               = "reject"
 )
@@ -123,6 +126,7 @@ type Config struct {
 	ConnectionLimitPolicy string        // CONNECTION_LIMIT_POLICY
 	StreamMaxDuration     time.Duration // STREAM_MAX_DURATION; 0 = up to the invocation deadline
 	RotationWindow        time.Duration // STREAM_ROTATION_WINDOW: jitter window before the end
+	MaxTicketsPerMinute   int           // MAX_TICKETS_PER_MINUTE: tickets issued per user per minute
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Keys     Keys
@@ -171,6 +175,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ConnectionLimitPolicy: p.oneOf("CONNECTION_LIMIT_POLICY", PolicyEvictOldest, PolicyEvictOldest, PolicyReject),
 		StreamMaxDuration:     p.duration("STREAM_MAX_DURATION", 0, 5*time.Second, 24*time.Hour),
 		RotationWindow:        p.duration("STREAM_ROTATION_WINDOW", DefaultRotationWindow, 0, 10*time.Minute),
+		MaxTicketsPerMinute:   p.integer("MAX_TICKETS_PER_MINUTE", DefaultMaxTicketsPerMinute, 1, 100000),
 		LogLevel:              p.level("LOG_LEVEL"),
 		Keys:                  p.keys(),
 	}

@@ -86,6 +86,9 @@ var (
 	ErrInvalid    = errors.New("ticket: invalid") // signature, alg, malformed, claims missing or malformed
 	ErrExpired    = errors.New("ticket: expired")
 	ErrRevoked    = errors.New("ticket: revoked") // the Redis record is gone
+	// ErrRateLimited: more tickets than the issue limit allows (a *LimitError
+	// says when to try again).
+	ErrRateLimited = errors.New("ticket: too many tickets issued")
 )
 
 // Claims is what a verified ticket says.
@@ -118,6 +121,7 @@ type Service struct {
 	keyPrefix string
 	now       func() time.Time
 	parser    *jwt.Parser
+	limit     issueLimit // LimitIssue; zero: none
 }
 
 // New returns a Service signing with secret (at least 32 bytes) and keeping
@@ -159,7 +163,8 @@ func (s *Service) Key(id string) string { return s.keyPrefix + id }
 // Issue signs a ticket for userID and stores its record (SET key value EX
 // ttl). The token is returned only after the SET succeeded. ttl must be whole
 // seconds in [MinTTL, MaxTTL] (ErrBadTTL); p must be a known purpose
-// (ErrBadPurpose); userID 1-128 printable ASCII bytes (ErrBadUserID).
+// (ErrBadPurpose); userID 1-128 printable ASCII bytes (ErrBadUserID); and
+// the user within the issue limit, if one is set (a *LimitError).
 func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.Duration) (string, Claims, error) {
 	if ttl < MinTTL || ttl > MaxTTL || ttl%time.Second != 0 {
 		return "", Claims{}, ErrBadTTL
@@ -169,6 +174,9 @@ func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.
 	}
 	if !access.ValidUserID(userID) {
 		return "", Claims{}, ErrBadUserID
+	}
+	if err := s.allow(ctx, userID); err != nil {
+		return "", Claims{}, err
 	}
 	id, err := uuid.NewRandom()
 	if err != nil {
