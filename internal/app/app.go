@@ -131,6 +131,7 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 			return nil, fmt.Errorf("STREAM_TICKET_SECRET: %w", err)
 		}
 		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.SSEPrefix+"ticketrate:")
+		t.TrackGeneration(cfg.Keys.UserGeneration)
 		a.Tickets = t
 	}
 	if cfg.AccessTokenSecret.Value != "" || cfg.AccessTokenPublicKey != "" {

@@ -98,6 +98,10 @@ func (k Keys) UserDevices(userID string) string {
 	return strings.Replace(k.UserDevicesKey, "{userId}", userID, 1)
 }
 
+// UserGeneration is a user's revocation generation: the main app INCRs it
+// to end every stream, ticket and resume cursor of the user at once.
+func (k Keys) UserGeneration(userID string) string { return k.SSEPrefix + "gen:" + userID }
+
 // MalformedCount is the counter of malformed channel messages dropped,
 // summed over every process (each adds what its own subscription dropped).
 func (k Keys) MalformedCount() string { return k.SSEPrefix + "stats:malformed" }

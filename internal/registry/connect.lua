@@ -3,17 +3,21 @@
 -- KEYS[3] user's leases for this purpose (zset id -> expiry ms)
 -- KEYS[4] user's leases for the other purpose   KEYS[5] leases of the IP
 -- KEYS[6] the new lease hash  KEYS[7] the lease hash being resumed (or "")
--- KEYS[8..] status keys to read
+-- KEYS[8] the user's revocation generation   KEYS[9..] status keys to read
 -- ARGV: now, ttl, grace, id, userLimit, ipLimit, policy, mode, resumeId,
 --       ip, connectedAt, devicesJSON, ticketId, userId, purpose, devHash,
---       cursorRequired, ndev, devices...
+--       cursorRequired, ndev, ticketGeneration, devices...
 local now, ttl, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local id, ulimit, iplimit = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local policy, mode, resume = ARGV[7], ARGV[8], ARGV[9]
 local needCursor = ARGV[17] == '1'
 local ndev = tonumber(ARGV[18])
+local gen = ARGV[19]
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'revoked'} end
+-- A ticket issued before the user's last revocation is revoked, and so is
+-- every cursor that comes with it.
+if tonumber(redis.call('GET', KEYS[8]) or '0') > tonumber(gen) then return {'revoked'} end
 
 local resumed = 0
 if resume ~= '' then
@@ -28,7 +32,7 @@ if needCursor and resumed == 0 then return {'bad-cursor'} end
 local owned = {}
 if mode == 'data' then
   for i = 1, ndev do
-    if redis.call('SISMEMBER', KEYS[2], ARGV[18 + i]) == 0 then return {'forbidden'} end
+    if redis.call('SISMEMBER', KEYS[2], ARGV[19 + i]) == 0 then return {'forbidden'} end
   end
 else
   owned = redis.call('SMEMBERS', KEYS[2])
@@ -91,14 +95,14 @@ redis.call('PEXPIRE', KEYS[3], ttl + grace)
 redis.call('PEXPIRE', KEYS[5], ttl + grace)
 redis.call('HSET', KEYS[6], 'state', 'live', 'userId', ARGV[14], 'purpose', ARGV[15],
   'devices', ARGV[12], 'devHash', ARGV[16], 'ip', ARGV[10], 'ipKey', KEYS[5],
-  'connectedAt', ARGV[11], 'ticketId', ARGV[13])
+  'connectedAt', ARGV[11], 'ticketId', ARGV[13], 'gen', gen)
 redis.call('PEXPIRE', KEYS[6], ttl + grace)
 -- Keep the ticket record as long as a stream of it may resume, so that
 -- deleting it still revokes the whole chain.
 if redis.call('PTTL', KEYS[1]) < ttl + grace then redis.call('PEXPIRE', KEYS[1], ttl + grace) end
 
 local statuses = {}
-for i = 8, #KEYS do
+for i = 9, #KEYS do
   statuses[#statuses + 1] = redis.call('GET', KEYS[i]) or ''
 end
 local a, b = counts()

@@ -109,6 +109,7 @@ type Request struct {
 	TicketID    string
 	ResumeID    string // lease id from the client's Last-Event-ID, or ""
 	NeedResume  bool   // the URL ticket expired: only a valid resume admits
+	Generation  int64  // the ticket's revocation generation (ticket.Claims)
 	StatusKeys  []string
 	ConnectedAt time.Time
 }
@@ -143,12 +144,12 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 	devJSON, _ := json.Marshal(q.Devices)
 	keys := append([]string{
 		q.TicketKey, r.keys.UserDevices(q.UserID), r.userKey(q.UserID, q.Purpose), r.userKey(q.UserID, other),
-		r.ipKey(q.IP), r.leaseKey(q.ID), resumeKey,
+		r.ipKey(q.IP), r.leaseKey(q.ID), resumeKey, r.keys.UserGeneration(q.UserID),
 	}, q.StatusKeys...)
 	args := []any{
 		now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), q.ID, r.limits.Of(q.Purpose), r.limits.PerIP,
 		r.limits.Policy, q.Purpose, q.ResumeID, q.IP, q.ConnectedAt.UnixMilli(), string(devJSON), q.TicketID,
-		q.UserID, q.Purpose, DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices),
+		q.UserID, q.Purpose, DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices), q.Generation,
 	}
 	for _, d := range q.Devices {
 		args = append(args, d)
@@ -205,12 +206,14 @@ type Lease struct {
 	Devices                 []string // data streams: checked at every renewal
 }
 
-// Renew extends a live lease. It returns ErrSuperseded, ErrRevoked,
+// Renew extends a live lease. It returns ErrSuperseded, ErrRevoked (the
+// ticket record is gone or the user's revocation generation moved past the
+// lease's),
 // ErrForbidden (a data stream's device left the user's set) or ErrGone
 // when the stream must end. For alerts streams it returns the user's
 // current device set, so they follow ownership changes.
 func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
-	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID)}
+	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}
 	args := []any{now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), l.ID, l.Purpose}
 	if l.Purpose == Data {
 		for _, d := range l.Devices {

@@ -1,6 +1,7 @@
 -- Renew a live lease; report why it cannot be renewed.
 -- KEYS[1] lease hash  KEYS[2] user's purpose zset  KEYS[3] IP zset
 -- KEYS[4] ticket record  KEYS[5] user's device set
+-- KEYS[6] user's revocation generation (ends the lease once past its own)
 -- ARGV: now, ttl, grace, id, mode, devices...
 -- mode "alerts" returns the user's device set; "data" checks each device.
 local now, ttl, grace, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -13,6 +14,9 @@ local function drop()
   redis.call('DEL', KEYS[1])
 end
 if redis.call('EXISTS', KEYS[4]) == 0 then drop() return {'revoked'} end
+if tonumber(redis.call('GET', KEYS[6]) or '0') > tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') then
+  drop() return {'revoked'}
+end
 if ARGV[5] == 'data' then
   for i = 6, #ARGV do
     if redis.call('SISMEMBER', KEYS[5], ARGV[i]) == 0 then drop() return {'forbidden'} end

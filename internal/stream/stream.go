@@ -272,7 +272,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	}
 	req := registry.Request{
 		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
-		TicketKey: s.lease.TicketKey, TicketID: claims.ID, NeedResume: expired, ConnectedAt: now,
+		TicketKey: s.lease.TicketKey, TicketID: claims.ID, NeedResume: expired, ConnectedAt: now, Generation: claims.Generation,
 	}
 	if hasCursor {
 		req.ResumeID = cur.Lease

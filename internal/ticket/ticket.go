@@ -98,6 +98,9 @@ type Claims struct {
 	Purpose   Purpose
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Generation is the user's revocation generation when the ticket was
+	// issued (TrackGeneration); a higher current one revokes it.
+	Generation int64
 }
 
 // wireClaims is the JWT payload. Purpose stays raw so that a present but
@@ -105,6 +108,7 @@ type Claims struct {
 type wireClaims struct {
 	jwt.RegisteredClaims
 	Purpose json.RawMessage `json:"purpose,omitempty"`
+	Gen     int64           `json:"gen,omitempty"` // the user's revocation generation at issue
 }
 
 // record is the JSON value stored at the ticket's key.
@@ -121,7 +125,8 @@ type Service struct {
 	keyPrefix string
 	now       func() time.Time
 	parser    *jwt.Parser
-	limit     issueLimit // LimitIssue; zero: none
+	limit     issueLimit                 // LimitIssue; zero: none
+	genKey    func(userID string) string // TrackGeneration; nil: none
 }
 
 // New returns a Service signing with secret (at least 32 bytes) and keeping
@@ -175,7 +180,8 @@ func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.
 	if !access.ValidUserID(userID) {
 		return "", Claims{}, ErrBadUserID
 	}
-	if err := s.allow(ctx, userID); err != nil {
+	gen, err := s.prepare(ctx, userID)
+	if err != nil {
 		return "", Claims{}, err
 	}
 	id, err := uuid.NewRandom()
@@ -184,14 +190,14 @@ func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.
 	}
 	// JWT times are whole seconds; truncate once so Claims match the token.
 	iat := time.Unix(s.now().Unix(), 0)
-	c := Claims{ID: id.String(), UserID: userID, Purpose: p, IssuedAt: iat, ExpiresAt: iat.Add(ttl)}
+	c := Claims{ID: id.String(), UserID: userID, Purpose: p, IssuedAt: iat, ExpiresAt: iat.Add(ttl), Generation: gen}
 
 	wc := wireClaims{RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   c.UserID,
 		ID:        c.ID,
 		IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
 		ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
-	}}
+	}, Gen: gen}
 	if p != PurposeAny {
 		wc.Purpose, _ = json.Marshal(string(p))
 	}
@@ -279,7 +285,10 @@ func (s *Service) claims(wc *wireClaims) (Claims, error) {
 	if ttl := exp.Sub(iat); ttl < MinTTL || ttl > MaxTTL {
 		return bad("lifetime out of range")
 	}
-	return Claims{ID: wc.ID, UserID: wc.Subject, Purpose: p, IssuedAt: iat, ExpiresAt: exp}, nil
+	if wc.Gen < 0 {
+		return bad("gen negative")
+	}
+	return Claims{ID: wc.ID, UserID: wc.Subject, Purpose: p, IssuedAt: iat, ExpiresAt: exp, Generation: wc.Gen}, nil
 }
 
 // Verify is Parse plus a check that the ticket's record still exists

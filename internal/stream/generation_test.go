@@ -1,0 +1,56 @@
+package stream_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/machinedash/sse/internal/ticket"
+)
+
+// The main app's one command, INCR sse:gen:<userId>, ends every stream of
+// the user at its next lease renewal and makes every earlier ticket and
+// cursor of the user useless; other users and later tickets are untouched.
+func TestUserRevocationGenerationEndsStreamsTicketsAndCursors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01")
+	e.own("2", "D01")
+	alertsTk := e.ticket("1", ticket.PurposeAlerts)
+	dataTk := e.ticket("1", ticket.PurposeData)
+	alertsPath := "/sse/alerts?ticket=" + url.QueryEscape(alertsTk)
+	dataPath := "/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(dataTk)
+	alerts := e.open(alertsPath)
+	alertsFirst := alerts.expect("system", "")
+	data := e.open(dataPath)
+	dataFirst := data.expect("system", "")
+	other := e.open("/sse/stream?deviceId=D01&ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeData)))
+	other.expect("system", "")
+
+	if err := e.rdb.Incr(t.Context(), e.keys.UserGeneration("1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitTimers(6) // three streams, each on its heartbeat and rotation timers
+	e.clock.Advance(e.app.Config.HeartbeatInterval)
+	for _, c := range []*client{alerts, data} {
+		if ev := c.next(); ev.Name != "system" || ev.json(t)["kind"] != "revoked" {
+			t.Fatalf("got %s %s, want revoked", ev.Name, ev.Data)
+		}
+		c.ended()
+	}
+	if ev := other.nextRaw(); ev.json(t)["kind"] != "heartbeat" {
+		t.Fatalf("user 2's stream got %s", ev.Data)
+	}
+
+	for _, tc := range []struct{ path, cursor string }{
+		{alertsPath, alertsFirst.ID}, // the browser's own reconnect
+		{dataPath, dataFirst.ID},
+		{dataPath, ""}, // the old ticket, fresh
+	} {
+		resp := e.get(tc.path, "Last-Event-ID", tc.cursor)
+		if got := body(t, resp); resp.StatusCode != 401 {
+			t.Fatalf("after revocation: %d %s", resp.StatusCode, got)
+		}
+	}
+	// A ticket issued after the revocation works.
+	e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
+}
