@@ -51,6 +51,11 @@ func TestUserRevocationGenerationEndsStreamsTicketsAndCursors(t *testing.T) {
 			t.Fatalf("after revocation: %d %s", resp.StatusCode, got)
 		}
 	}
+	// The status endpoint refuses the old tickets too.
+	resp := e.get("/sse/status?ticket=" + url.QueryEscape(dataTk))
+	if got := body(t, resp); resp.StatusCode != 401 {
+		t.Fatalf("status after revocation: %d %s", resp.StatusCode, got)
+	}
 	// A ticket issued after the revocation works.
-	e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
+	e.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
 }

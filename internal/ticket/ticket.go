@@ -291,8 +291,9 @@ func (s *Service) claims(wc *wireClaims) (Claims, error) {
 	return Claims{ID: wc.ID, UserID: wc.Subject, Purpose: p, IssuedAt: iat, ExpiresAt: exp, Generation: wc.Gen}, nil
 }
 
-// Verify is Parse plus a check that the ticket's record still exists
-// (ErrRevoked if not). An expired ticket yields ErrExpired with its Claims
+// Verify is Parse plus a check that the ticket's record still exists and,
+// with TrackGeneration, that its user's generation has not moved past the
+// ticket's (ErrRevoked if either fails). An expired ticket yields ErrExpired with its Claims
 // without touching Redis. A Redis failure is returned wrapped, with zero
 // Claims, and is neither ErrInvalid nor ErrRevoked.
 func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
@@ -300,11 +301,24 @@ func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
 	if err != nil {
 		return c, err
 	}
-	n, err := s.rdb.Exists(ctx, s.Key(c.ID)).Result()
-	if err != nil {
+	var exists *redis.IntCmd
+	var gen *redis.StringCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, s.Key(c.ID))
+		if s.genKey != nil {
+			gen = p.Get(ctx, s.genKey(c.UserID))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return Claims{}, fmt.Errorf("ticket: check record: %w", err)
 	}
-	if n == 0 {
+	if gen != nil {
+		if g, _ := gen.Int64(); g > c.Generation {
+			return Claims{}, ErrRevoked // the user's tickets were revoked since
+		}
+	}
+	if exists.Val() == 0 {
 		// The record expires by itself at the same moment as the ticket;
 		// if our clock is slightly behind Redis's, its absence in the last
 		// seconds is expiry, not revocation.
