@@ -58,6 +58,39 @@ func seedUsers(ctx context.Context, a *app.App, users []User) error {
 	return sim.SeedOwners(ctx, a.Redis, a.Config.Keys, owners)
 }
 
+// startReseed adds the demo ownership again every d (DefaultSeedEvery
+// when 0), until Close: after a Redis restart, or a flush of a REDIS_URL
+// Redis, the demo users' streams work again without a restart of make
+// dev. Adding is idempotent and never removes anything.
+func (s *Server) startReseed(d time.Duration) {
+	if d <= 0 {
+		d = DefaultSeedEvery
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bgStop, s.bgDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.bgDone)
+		t := s.App.Clock.NewTicker(d)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.Chan():
+			}
+			err := seedUsers(ctx, s.App, s.Users)
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				s.App.Log.Warn("demo ownership re-seed failing", slog.String("err", err.Error()))
+			case err == nil && failing:
+				s.App.Log.Info("demo ownership re-seeded")
+			}
+			failing = err != nil
+		}
+	}()
+}
+
 // demoMachines are the devices of all demo users, in order.
 func demoMachines(users []User) []string {
 	var out []string
