@@ -332,4 +332,3 @@ func interval(rng *rand.Rand, d time.Duration) time.Duration {
 	}
 	return d/2 + time.Duration(rng.Int64N(int64(d)))
 }
-
