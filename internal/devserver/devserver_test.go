@@ -66,6 +66,13 @@ func call(t *testing.T, method, url, token, origin, body string) reply {
 	if origin != "" {
 		req.Header.Set("Origin", origin)
 	}
+	return send(t, req)
+}
+
+// send does req and decodes a JSON answer.
+func send(t *testing.T, req *http.Request) reply {
+	t.Helper()
+	method, url := req.Method, req.URL
 	res, err := (&http.Client{Timeout: wait}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

@@ -115,8 +115,8 @@ func (s *Server) user(id int) (User, bool) {
 	return User{}, false
 }
 
-// devRoutes serves /dev/login and /dev/users; other /dev/ paths are a JSON
-// 404.
+// devRoutes serves /dev/login, /dev/users and the debug panel's /dev/fields,
+// /dev/stats and /dev/publish; other /dev/ paths are a JSON 404.
 func (s *Server) devRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/dev/login", s.login)
@@ -128,6 +128,7 @@ func (s *Server) devRoutes() http.Handler {
 		}
 		web.JSON(w, http.StatusOK, map[string]any{"users": s.Users})
 	})
+	s.debugRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, http.StatusNotFound, "Not found")
 	})
