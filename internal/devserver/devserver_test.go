@@ -376,12 +376,15 @@ func TestPageAndAssets(t *testing.T) {
 	if strings.Contains(body, "http://") || strings.Contains(body, "https://") {
 		t.Fatal("the page refers to another origin; it must work offline")
 	}
+	index := body
 	code, h, body = get("/assets/app.js")
 	if code != 200 || !strings.Contains(h.Get("Content-Type"), "javascript") || !strings.Contains(body, "new EventSource(") {
 		t.Fatalf("GET /assets/app.js: %d %s", code, h.Get("Content-Type"))
 	}
-	if code, _, _ := get("/assets/app.css"); code != 200 {
-		t.Fatalf("GET /assets/app.css: %d", code)
+	for _, a := range []string{"app.css", "debug.css", "cards.js", "debug.js"} {
+		if code, _, _ := get("/assets/" + a); code != 200 || !strings.Contains(index, `"assets/`+a+`"`) {
+			t.Fatalf("GET /assets/%s: %d, or the page does not load it", a, code)
+		}
 	}
 	code, _, body = get("/dev/users")
 	if code != 200 || !strings.Contains(body, `"C04"`) {
