@@ -3,6 +3,7 @@ package devserver_test
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -108,5 +109,33 @@ func TestReadmeMatchesConfig(t *testing.T) {
 	})
 	if n < 5 {
 		t.Fatalf("only %d flags registered", n)
+	}
+}
+
+// TestPlainMakeIsHelp: `make` with no target lists the targets, one line
+// each, and builds nothing (it used to cross-compile every Lambda).
+func TestPlainMakeIsHelp(t *testing.T) {
+	t.Parallel()
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("no make on PATH")
+	}
+	cmd := exec.Command(mk, "-n", "--no-print-directory")
+	cmd.Dir = filepath.Join("..", "..")
+	dry, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(dry), "go build") || !strings.Contains(string(dry), "awk") {
+		t.Fatalf("make -n: %v\n%s", err, dry)
+	}
+	cmd = exec.Command(mk, "--no-print-directory")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, want := range []string{"make help", "make dev", "make test", "make build", "make deploy"} {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), want+" ") }) {
+			t.Errorf("make does not list %q on a line of its own:\n%s", want, out)
+		}
 	}
 }

@@ -135,7 +135,7 @@
     }
     const own = new Map(Object.entries(a.streams).map(([name, s]) => [lease(s), name]).filter(([id]) => id));
     $('#dbg-page').replaceChildren(...Object.entries(a.streams).map(([name, s]) =>
-      row([name, s.state || 'idle', s.events, s.reconnects, s.resumes, lease(s) || '–'], { stream: name })));
+      row([name, s.state || 'idle', s.events ?? '–', s.reconnects ?? '–', s.resumes ?? '–', lease(s) || '–'], { stream: name })));
 
     let stats = null;
     try {
