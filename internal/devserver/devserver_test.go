@@ -420,7 +420,7 @@ func TestEnvironmentWins(t *testing.T) {
 	if strings.Contains(out, secret) || strings.Contains(out, "STREAM_TICKET_SECRET=") || !strings.Contains(out, devserver.DevAccessTokenSecret) {
 		t.Fatalf("banner must print the dev secrets only:\n%s", out)
 	}
-	for _, want := range []string{s.URL + "/", "user 1 -> C01, C02, C03", "user 2 -> C04, C05", "/dev/login", "curl -N"} {
+	for _, want := range []string{s.URL + "/", "user 1 -> C01, C02, C03", "user 2 -> C04, C05", "/dev/login", "curl -N", "/#user=1", "/dev/publish", "-h lists"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}
