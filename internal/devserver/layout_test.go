@@ -84,7 +84,8 @@ func TestDashboardLayout(t *testing.T) {
 // the connections list shows the page's own two streams; a published
 // realtime event updates its card (unit, fixed decimals, out of range
 // highlighted); a critical alert appears in the list and marks its
-// machine; a malformed message moves the malformed counter. The simulator
+// machine; an alarm puts it in alarm; a malformed message moves the
+// malformed counter. The simulator
 // is off, so every value on the page comes from the panel.
 func TestDebugPanelInBrowser(t *testing.T) {
 	t.Parallel()
@@ -118,6 +119,9 @@ func TestDebugPanelInBrowser(t *testing.T) {
 	tb.waitFor(t, "the alert listed and its machine marked", `document.querySelector('#alerts li.critical[data-device=C02]') !== null && `+card+`.classList.contains('critical') && !`+card+`.querySelector('.mark').hidden`, browserWait)
 	tb.eval(t, card+`.querySelector('.mark').click()`)
 	tb.waitFor(t, "the mark dismissed", `!`+card+`.classList.contains('critical')`, time.Second)
+
+	publish("alarm", "C02", "")
+	tb.waitFor(t, "the alarm listed and its machine in alarm", `[...document.querySelectorAll('#alerts li[data-device=C02] b')].some(b => b.textContent.startsWith('alarm 2101 active')) && `+card+`.querySelector('.badge').textContent === 'alarm'`, browserWait)
 
 	tb.waitFor(t, "malformed counter shown", `/^\d+$/.test(document.querySelector('#dbg-malformed').textContent)`, browserWait)
 	before := tb.value(t, `Number(document.querySelector('#dbg-malformed').textContent)`)
