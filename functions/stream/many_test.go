@@ -315,7 +315,7 @@ func (s *many) rest(t *testing.T, ctx context.Context) []sseEvent {
 
 // processConns returns the CLIENT LIST entries of the connections that
 // process pid holds to Redis, found by the local ports of its sockets.
-func processConns(t *testing.T, rdb *redis.Client, pid int) []map[string]string {
+func processConns(t testing.TB, rdb *redis.Client, pid int) []map[string]string {
 	t.Helper()
 	ports := socketPorts(t, pid)
 	list, err := rdb.ClientList(lambdatest.Within(t, 3*time.Second)).Result()
@@ -338,7 +338,7 @@ func processConns(t *testing.T, rdb *redis.Client, pid int) []map[string]string 
 
 // socketPorts returns the local TCP ports (decimal) of process pid's
 // sockets, from /proc (Linux).
-func socketPorts(t *testing.T, pid int) map[string]bool {
+func socketPorts(t testing.TB, pid int) map[string]bool {
 	t.Helper()
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {

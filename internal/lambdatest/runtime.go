@@ -166,6 +166,11 @@ func (rt *Runtime) URL() string { return rt.srv.URL }
 // Concurrency is the number of invocations the API hands out at once.
 func (rt *Runtime) Concurrency() int { return rt.concurrency }
 
+// Busy is the number of the function's runtime loops that are waiting in
+// GET next or hold an invocation without a complete result. A process
+// that has started and is idle has Concurrency of them, all waiting.
+func (rt *Runtime) Busy() int { return int(rt.busy.Load()) }
+
 type connKey struct{}
 
 // Invoke queues an event for the function; its deadline is what
