@@ -58,6 +58,11 @@ func TestManagedInstances(t *testing.T) {
 
 		stream := v.json.function(t, "stream")
 		p := stream.Properties
+		// Lambda cannot remove a capacity provider from a function: the
+		// managed function is another resource, so a switch replaces it.
+		if classic := defaults.get(t).json.function(t, "stream").id; stream.id == classic {
+			t.Errorf("%s: the stream function has the classic mode's logical id %s", v.name, classic)
+		}
 		if p["VpcConfig"] != nil || p["ReservedConcurrentExecutions"] != nil {
 			t.Errorf("%s: stream function has VpcConfig %v / reserved concurrency %v; the capacity provider places it",
 				v.name, p["VpcConfig"], p["ReservedConcurrentExecutions"])

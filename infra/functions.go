@@ -180,7 +180,14 @@ func (s *stack) addFunction(name string) {
 		props.RetryAttempts = jsii.Number(0)
 		props.MaxEventAge = awscdk.Duration_Seconds(jsii.Number(60))
 	}
-	fn := awslambda.NewFunction(scope, jsii.String("Function"), props)
+	// Lambda cannot take a capacity provider off a function: a mode switch
+	// must replace the function, so each mode has its own construct id
+	// (CloudFront follows the new function URL in the same deploy).
+	fnID := "Function"
+	if managed {
+		fnID = "ManagedFunction"
+	}
+	fn := awslambda.NewFunction(scope, jsii.String(fnID), props)
 
 	f := &function{name: name, fn: fn}
 	var target awslambda.IFunction = fn

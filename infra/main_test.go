@@ -235,8 +235,9 @@ func (r resource) path() string {
 func (tm template) function(t *testing.T, name string) named {
 	t.Helper()
 	want := StackID + "/" + strings.ToUpper(name[:1]) + name[1:] + "/Function/Resource"
+	managed := StackID + "/" + strings.ToUpper(name[:1]) + name[1:] + "/ManagedFunction/Resource"
 	for _, r := range tm.byType("AWS::Lambda::Function") {
-		if r.path() == want {
+		if r.path() == want || r.path() == managed {
 			return r
 		}
 	}
