@@ -61,6 +61,28 @@ func TestManyStreams(t *testing.T) {
 		}
 	}
 	t.Logf("%d streams open %s after the first Invoke", n, ms(time.Since(start)))
+	leases := func() []int64 {
+		t.Helper()
+		pipe := e.rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, n)
+		for i, s := range streams {
+			cmds[i] = pipe.ZCard(ctx, e.keys.SSEPrefix+"conns:"+s.user+":data")
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]int64, n)
+		for i, c := range cmds {
+			out[i] = c.Val()
+		}
+		return out
+	}
+	// Each invocation holds its own lease.
+	for i, c := range leases() {
+		if c != 1 {
+			t.Errorf("user of stream %d holds %d leases, want 1", i, c)
+		}
+	}
 
 	// One pub/sub connection for the whole process; the pool beside it.
 	conns := processConns(t, e.rdb, proc.Pid())
@@ -119,6 +141,16 @@ func TestManyStreams(t *testing.T) {
 	}
 	if m, err := proc.Memory(); err == nil {
 		t.Logf("peak RSS %d KiB for %d streams", m.Peak>>10, n)
+	}
+	// Every stream that ended by itself released its lease; the broken one
+	// too, once its handler saw the failed write.
+	if err := proc.WaitLogs(ctx, `"reason":"write-failed"`); err != nil && !strings.Contains(proc.Logs(), `"reason":"client-gone"`) {
+		t.Error(err)
+	}
+	for i, c := range leases() {
+		if c != 0 {
+			t.Errorf("user of stream %d still holds %d leases after its stream ended", i, c)
+		}
 	}
 
 	// Each stream's log lines carry its own invocation's request id.
