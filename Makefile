@@ -7,7 +7,7 @@ GO_TEST     ?= go test -race -count=1
 CDK_VERSION := 2.1148.1
 CDK         := .cdk/node_modules/.bin/cdk
 
-.PHONY: help build test test-go test-infra dev bench fuzz lint synth deploy clean
+.PHONY: help build test test-go test-infra dev bench fuzz lint synth deploy smoke clean
 
 # `make` alone lists the targets: each documented one carries a `## what it
 # does` comment on its rule line (README's table of targets is checked
@@ -61,6 +61,11 @@ synth: build $(CDK) ## synthesize the CDK app into cdk.out/ (infra/README.md)
 
 deploy: build $(CDK) ## deploy the CDK app (infra/README.md)
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(CDK) deploy $(CDK_ARGS)
+
+# After a deploy: make smoke URL=https://<distribution> TOKEN=<access token> DEVICE=<deviceId>
+# (the token goes to the command through its environment, not its arguments).
+smoke: ## check a deployment through the edge: make smoke URL=... TOKEN=... DEVICE=...
+	@SMOKE_TOKEN='$(TOKEN)' go run ./functions/smoke -url '$(URL)' -device '$(DEVICE)' $(SMOKE_FLAGS)
 
 clean: ## remove bin/ and cdk.out/
 	rm -rf bin cdk.out

@@ -1,25 +1,15 @@
 package app
 
-import (
-	"context"
-	"strings"
-	"testing"
+import "testing"
 
-	"github.com/machinedash/sse/internal/config"
-)
-
-// TestLoadReportsEveryProblemAtOnce: invalid values, a short secret and a
-// missing setting come in one error, so one fix-and-retry round is enough.
-func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+// TestPoolSize: a classic environment keeps today's pool of 10; a process
+// serving many invocations at once gets one more connection per 8 of them,
+// up to 64.
+func TestPoolSize(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"HEARTBEAT_INTERVAL": "abc", "STREAM_TICKET_SECRET": "short"}
-	_, err := Load(context.Background(), func(k string) string { return env[k] }, config.NeedRedis|config.NeedTicketSecret)
-	if err == nil {
-		t.Fatal("Load accepted an invalid configuration")
-	}
-	for _, want := range []string{"HEARTBEAT_INTERVAL", "STREAM_TICKET_SECRET: must be at least", "REDIS_URL: required"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
+	for n, want := range map[int]int{1: 10, 8: 10, 9: 11, 200: 34, 433: 64, 1000: 64, 1600: 64} {
+		if got := PoolSize(n); got != want {
+			t.Errorf("PoolSize(%d) = %d, want %d", n, got, want)
 		}
 	}
 }

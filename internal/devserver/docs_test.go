@@ -63,7 +63,10 @@ func TestReadmeMatchesMakefile(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^([a-z-]+):.*## `).FindAllStringSubmatch(readRoot(t, "Makefile"), -1) {
 		targets = append(targets, "make "+m[1])
 	}
-	documented := firstColumns(section(t, readRoot(t, "README.md"), "Make targets"), regexp.MustCompile(`^make [a-z-]+$`))
+	var documented []string
+	for _, c := range firstColumns(section(t, readRoot(t, "README.md"), "Make targets"), regexp.MustCompile(`^make [a-z-]+( |$)`)) {
+		documented = append(documented, strings.Join(strings.Fields(c)[:2], " ")) // "make smoke URL=..." -> "make smoke"
+	}
 	slices.Sort(targets)
 	slices.Sort(documented)
 	if len(targets) < 8 || !slices.Equal(targets, documented) {
