@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -83,7 +85,7 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := NewLogger(cfg.LogLevel)
-	redis.SetLogger(redisLog{log})
+	useRedisLog(log)
 	rdb, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
@@ -99,12 +101,25 @@ func NewLogger(level slog.Level) *slog.Logger {
 // redisLog sends go-redis's own messages (its pool's dial retries, in
 // plain text on stderr by default) to the JSON log at debug level: what
 // they report also comes back as the failing command's error, which the
-// caller logs or returns once. The logger is global in go-redis, and
-// every function of the service wants the same.
-type redisLog struct{ log *slog.Logger }
+// caller logs or returns once. go-redis's logger is one global, set once
+// without a lock, so it is installed once and follows the logger of the
+// app loaded last (a process has one; tests load many at once).
+type redisLog struct{}
 
-func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)))
+var (
+	redisLogOnce sync.Once
+	redisLogTo   atomic.Pointer[slog.Logger]
+)
+
+func useRedisLog(log *slog.Logger) {
+	redisLogTo.Store(log)
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
+}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if log := redisLogTo.Load(); log != nil {
+		log.DebugContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
 
 // NewRedis returns a client for REDIS_URL (TLS with rediss://), with the
