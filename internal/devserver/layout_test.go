@@ -138,8 +138,8 @@ func TestStaleCardLosesRunning(t *testing.T) {
 	tb.open(t, s.URL+"/#user=2")
 	card := `document.querySelector('.card[data-device=C04]')`
 	tb.waitFor(t, "C04 running", card+` && `+card+`.querySelector('.badge').textContent === 'running'`, browserWait)
-	// Stop this card's data as the page would see it if the machine went
-	// quiet: the stream stays open, nothing more arrives.
-	tb.eval(t, `machinedash.app.streams.data.close()`)
+	// Stop the data as the page would see it if the machine went quiet:
+	// the card stays, nothing more arrives for it.
+	tb.eval(t, `document.querySelector('#disconnect').click()`)
 	tb.waitFor(t, "C04 stale", card+`.querySelector('.badge').textContent === 'stale' && `+card+`.classList.contains('stale')`, browserWait)
 }
