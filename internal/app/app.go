@@ -7,11 +7,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -65,11 +68,9 @@ func MustLoad(need config.Need) *App {
 // LoadClock is Load with the app's clock given (nil: real time). The local
 // server's browser test uses it to move the service's notion of "now".
 func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
+	// Every problem at once: what Load found and what is missing.
 	cfg, err := config.Load(getenv)
-	if err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if err := cfg.Require(need); err != nil {
+	if err := errors.Join(err, cfg.Require(need)); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.NeedsSecretsManager() {
@@ -84,6 +85,7 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := NewLogger(cfg.LogLevel)
+	useRedisLog(log)
 	rdb, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
@@ -94,6 +96,30 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 // NewLogger returns the JSON logger every function uses.
 func NewLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}
+
+// redisLog sends go-redis's own messages (its pool's dial retries, in
+// plain text on stderr by default) to the JSON log at debug level: what
+// they report also comes back as the failing command's error, which the
+// caller logs or returns once. go-redis's logger is one global, set once
+// without a lock, so it is installed once and follows the logger of the
+// app loaded last (a process has one; tests load many at once).
+type redisLog struct{}
+
+var (
+	redisLogOnce sync.Once
+	redisLogTo   atomic.Pointer[slog.Logger]
+)
+
+func useRedisLog(log *slog.Logger) {
+	redisLogTo.Store(log)
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
+}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if log := redisLogTo.Load(); log != nil {
+		log.DebugContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
 
 // NewRedis returns a client for REDIS_URL (TLS with rediss://), with the
@@ -109,7 +135,7 @@ func NewRedis(cfg config.Config) (*redis.Client, error) {
 	opt.DialTimeout = 3 * time.Second
 	opt.ReadTimeout = 3 * time.Second
 	opt.WriteTimeout = 3 * time.Second
-	opt.PoolSize = 10
+	opt.PoolSize = PoolSize(cfg.MaxConcurrency)
 	opt.MinIdleConns = 1
 	// Connections of a frozen Lambda go stale; never keep one for long.
 	opt.ConnMaxIdleTime = 4 * time.Minute
@@ -118,6 +144,16 @@ func NewRedis(cfg config.Config) (*redis.Client, error) {
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return redis.NewClient(opt), nil
 }
+
+// PoolSize is the Redis connection pool of a process serving n
+// invocations at once (the pub/sub connection is apart from it). Each
+// stream uses a pooled connection only for moments: admission, a renewal
+// per heartbeat, the release. The pool is sized for the burst, n streams
+// connecting in the same second after a deploy or a rotation wave, not
+// for n at once: 10 (a classic environment) plus one per 8 concurrent
+// invocations, at most 64, so that a few environments stay far below
+// Redis's maxclients.
+func PoolSize(n int) int { return min(10+max(n-1, 0)/8, 64) }
 
 // New assembles the app around a Redis client. clock nil means real time.
 func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork.Clock) (*App, error) {
