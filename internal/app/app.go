@@ -153,6 +153,7 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
 				MaxDuration: cfg.StreamMaxDuration, RotationWindow: cfg.RotationWindow,
+				MaxBytes: int64(cfg.StreamMaxBytes),
 			},
 		})
 	}

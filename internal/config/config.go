@@ -30,8 +30,11 @@ const (
 	DefaultMaxDataStreams      = 1
 	DefaultMaxStreamsPerIP     = 5
 	DefaultRotationWindow      = 60 * time.Second
-	PolicyEvictOldest          = "evict-oldest"
-	PolicyReject               = "reject"
+	// DefaultStreamMaxBytes keeps a stream well inside the 6 MB that a
+	// streamed function URL response sends at full speed (then 2 MB/s).
+	DefaultStreamMaxBytes = 4 << 20
+	PolicyEvictOldest     = "evict-oldest"
+	PolicyReject          = "reject"
 )
 
 // Keys holds the Redis channel names and key patterns. Patterns contain
@@ -119,6 +122,7 @@ type Config struct {
 	ConnectionLimitPolicy string        // CONNECTION_LIMIT_POLICY
 	StreamMaxDuration     time.Duration // STREAM_MAX_DURATION; 0 = up to the invocation deadline
 	RotationWindow        time.Duration // STREAM_ROTATION_WINDOW: jitter window before the end
+	StreamMaxBytes        int           // STREAM_MAX_BYTES: rotate after writing this much
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Keys     Keys
@@ -167,6 +171,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ConnectionLimitPolicy: p.oneOf("CONNECTION_LIMIT_POLICY", PolicyEvictOldest, PolicyEvictOldest, PolicyReject),
 		StreamMaxDuration:     p.duration("STREAM_MAX_DURATION", 0, 5*time.Second, 24*time.Hour),
 		RotationWindow:        p.duration("STREAM_ROTATION_WINDOW", DefaultRotationWindow, 0, 10*time.Minute),
+		StreamMaxBytes:        p.integer("STREAM_MAX_BYTES", DefaultStreamMaxBytes, 64<<10, 200<<20),
 		LogLevel:              p.level("LOG_LEVEL"),
 		Keys:                  p.keys(),
 	}

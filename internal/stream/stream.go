@@ -47,8 +47,11 @@ type Timing struct {
 	MaxDuration    time.Duration // STREAM_MAX_DURATION / -max-stream; 0: deadline only
 	RotationWindow time.Duration // jitter window before the end
 	// DeadlineMargin is kept free before the invocation deadline for the
-	// last write and the lease release: the platform kills at the deadline.
-	DeadlineMargin time.Duration // default 3s
+	// last write, the lease release and a second of slack: the platform
+	// kills at the deadline (see watchdog.go).
+	DeadlineMargin time.Duration // default 4s
+	// MaxBytes rotates a stream once it has written this much; 0: no limit.
+	MaxBytes int64 // STREAM_MAX_BYTES
 	// DefaultLifetime applies when the request has no deadline and no
 	// MaxDuration is set (the local server): as Lambda's 15 minutes.
 	DefaultLifetime time.Duration // default 15m
@@ -88,7 +91,7 @@ func New(d Deps) *Handler {
 		t.Heartbeat = config.DefaultHeartbeatInterval
 	}
 	if t.DeadlineMargin <= 0 {
-		t.DeadlineMargin = 3 * time.Second
+		t.DeadlineMargin = time.Second + renewTimeout + deadlineSlack
 	}
 	if t.DefaultLifetime <= 0 {
 		t.DefaultLifetime = 15 * time.Minute
@@ -184,6 +187,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	}
 	defer s.sub.Close()
 	defer s.release()
+	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
 	reason := s.loop(r.Context())
