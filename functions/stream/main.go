@@ -4,6 +4,10 @@
 package main
 
 import (
+	"context"
+	"os"
+	"time"
+
 	"github.com/aws/aws-lambda-go/lambdaurl"
 
 	"github.com/machinedash/sse/internal/app"
@@ -12,5 +16,8 @@ import (
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
+	// Metrics as EMF lines on stdout: CloudWatch Logs extracts them.
+	a.Metrics.EmitTo(os.Stdout)
+	go a.Metrics.Run(context.Background(), time.Minute)
 	lambdaurl.Start(a.Mux("/sse/stream", "/sse/alerts"))
 }

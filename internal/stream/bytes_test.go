@@ -46,4 +46,14 @@ func TestByteLimitRotatesWithRetry(t *testing.T) {
 	if !strings.Contains(e.logs.String(), `"reason":"byte-limit"`) {
 		t.Fatalf("end reason not logged:\n%s", e.logs.String())
 	}
+	var m strings.Builder
+	e.app.Metrics.WritePrometheus(&m)
+	for _, want := range []string{
+		`sse_streams_ended_total{purpose="data",reason="byte-limit"} 1` + "\n",
+		fmt.Sprintf(`sse_deliveries_total{event="spc-update"} %d`+"\n", n),
+	} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m.String())
+		}
+	}
 }

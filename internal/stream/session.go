@@ -41,9 +41,14 @@ type session struct {
 	wrote       chan error      // result of the watched write
 	watch       clockwork.Timer // bounds the watched write
 	lastWriteBy time.Time       // writes end by then, so the release fits before the deadline
-	buf         []byte
-	msgs        []*pubsub.Message
-	released    bool
+
+	// For the metrics (metrics.go).
+	began     time.Time     // the request's arrival
+	firstByte time.Duration // from began to the first events written
+	resumed   bool          // admitted as the resume of its cursor
+	buf       []byte
+	msgs      []*pubsub.Message
+	released  bool
 
 	// mark is the alerts stream's resume watermark: the newest publisher
 	// timestamp among the alerts delivered (or the connect time). Every id
@@ -89,6 +94,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	h := s.h
 	start := h.d.Clock.Now()
 	s.end = s.endTime(r.Context(), start)
+	s.resumed = resumed
 	s.lastWriteBy = lastWriteBy(r.Context(), start)
 	s.devices = devices
 
@@ -290,6 +296,7 @@ func (s *session) deliver(m *pubsub.Message) {
 		}
 	}
 	s.event(m.At, m.Kind.Event(), m.Data)
+	s.h.d.Metrics.Delivered(m.Kind.Event())
 }
 
 // event appends one event with the next cursor id. On alerts streams the

@@ -25,6 +25,7 @@ import (
 
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/device"
+	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
@@ -74,6 +75,7 @@ type Deps struct {
 	Clock       clockwork.Clock
 	Jitter      func(max time.Duration) time.Duration // default uniform [0,max)
 	ReplayLimit int                                   // alerts replayed per device at most; default 100
+	Metrics     *metrics.Recorder                     // nil: not counted
 }
 
 // Handler serves both stream endpoints.
@@ -168,6 +170,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 		s     *session
 		panic any
 	}
+	began := h.d.Clock.Now()
+	sw := &statusWriter{ResponseWriter: w}
 	opened := make(chan result, 1)
 	go func() {
 		defer func() {
@@ -175,7 +179,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 				opened <- result{panic: v}
 			}
 		}()
-		opened <- result{s: h.open(w, r, purpose)}
+		opened <- result{s: h.open(sw, r, purpose)}
 	}()
 	res := <-opened
 	if res.panic != nil {
@@ -183,14 +187,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	}
 	s := res.s
 	if s == nil {
+		h.countRefusal(sw, r, purpose)
 		return
 	}
+	h.countOpen(s, began)
+	var reason string
+	defer func() { h.countEnd(s, reason) }() // last: after the release
 	defer s.sub.Close()
 	defer s.release()
 	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
-	reason := s.loop(r.Context())
+	reason = s.loop(r.Context())
 	dropped, coalesced := s.queue.Stats()
 	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
 		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced))

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/registry"
@@ -71,6 +72,11 @@ func TestStalledWriteWithoutDeadlineEndsWithinTheWriteTimeout(t *testing.T) {
 	counts, _, err := u.reg.List(t.Context(), "1", clock.Now())
 	if err != nil || counts.Alerts != 0 {
 		t.Fatalf("lease not released: %+v %v", counts, err)
+	}
+	var m strings.Builder
+	u.h.d.Metrics.WritePrometheus(&m)
+	if !strings.Contains(m.String(), `sse_streams_ended_total{purpose="alerts",reason="write-stalled"} 1`) {
+		t.Fatalf("end not counted:\n%s", m.String())
 	}
 	if h.Open() != 0 {
 		t.Fatalf("%d streams still counted open", h.Open())
@@ -156,7 +162,7 @@ func newUnit(t *testing.T, queue int) *unit {
 	u.reg = registry.New(rdb, u.keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, time.Minute)
 	u.h = New(Deps{
 		Tickets: u.tickets, Hub: u.hub, Redis: rdb, Keys: u.keys, Control: control, MaxDevices: 10, QueueSize: queue,
-		Registry: u.reg, Log: log, Clock: u.clock,
+		Registry: u.reg, Log: log, Clock: u.clock, Metrics: metrics.New(metrics.Sources{}, u.clock.Now),
 	})
 	return u
 }
