@@ -80,6 +80,7 @@ var (
 		"securityGroupId":           "sg-0123456789abcdef0",
 		"redisEndpoint":             "ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
 		"redisAuthSecretArn":        existingRedisSecret,
+		"redisUsername":             "sse-app",
 		"secretsEndpoint":           "true",
 		"dashboardOrigins":          []any{"https://dash.example.org"},
 		"accessTokenPublicKey":      testPublicKey,
@@ -92,6 +93,7 @@ var (
 		"connectionLimitPolicy":     "reject",
 		"maxStreamsPerIp":           "3",
 		"heartbeatInterval":         "20s",
+		"alarmEmail":                "ops@example.org",
 	}}
 	variants = []*variant{defaults, demo, existing}
 )
