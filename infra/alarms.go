@@ -34,11 +34,16 @@ const (
 	AlarmRedisReplicationLag = 5     // seconds behind the primary
 )
 
-// alarmer creates alarms that notify the stack's topic.
+// alarmer creates alarms in a stack that notify one topic.
 type alarmer struct {
-	s      *stack
+	st     awscdk.Stack
 	action awscloudwatch.IAlarmAction
 }
+
+// topicKeyReason is why the alarm topics have no KMS key (cdk-nag SNS2).
+const topicKeyReason = "Alarm notifications carry alarm names and states only, no data of the service. CloudWatch " +
+	"cannot publish to a topic encrypted with the AWS managed SNS key, and a customer managed key with a " +
+	"CloudWatch key policy would cost more than the topic."
 
 // alarmTopic is the topic every alarm notifies: the given one, or one
 // created here (with the optional e-mail subscription), so that an alarm
@@ -51,10 +56,7 @@ func (s *stack) alarmTopic() awssns.ITopic {
 		DisplayName: jsii.String("Machine SSE alarms"),
 		EnforceSSL:  jsii.Bool(true),
 	})
-	suppress(topic, "AwsSolutions-SNS2", "Alarm notifications carry alarm names and states only, no data of the "+
-		"service. CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key, and a customer "+
-		"managed key with a CloudWatch key policy would cost more than the topic; set alarmTopicArn to use an "+
-		"encrypted topic of your own.")
+	suppress(topic, "AwsSolutions-SNS2", topicKeyReason+" Set alarmTopicArn to use an encrypted topic of your own.")
 	if s.props.Ops.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.props.Ops.AlarmEmail), nil))
 	}
@@ -68,7 +70,7 @@ func (a alarmer) alarm(id string, metric awscloudwatch.IMetric, threshold float6
 }
 
 func (a alarmer) alarmWith(id string, metric awscloudwatch.IMetric, threshold float64, op awscloudwatch.ComparisonOperator, description string) awscloudwatch.Alarm {
-	al := awscloudwatch.NewAlarm(a.s.st, jsii.String(id), &awscloudwatch.AlarmProps{
+	al := awscloudwatch.NewAlarm(a.st, jsii.String(id), &awscloudwatch.AlarmProps{
 		Metric:             metric,
 		Threshold:          jsii.Number(threshold),
 		EvaluationPeriods:  jsii.Number(1),
@@ -107,7 +109,7 @@ func serviceMetric(name, statistic string, dims map[string]string) awscloudwatch
 // signal trouble, and Redis when the stack created it. Every alarm and its
 // recovery go to the alarm topic.
 func (s *stack) addAlarms() {
-	a := alarmer{s: s, action: awscloudwatchactions.NewSnsAction(s.alarmTopic())}
+	a := alarmer{st: s.st, action: awscloudwatchactions.NewSnsAction(s.alarmTopic())}
 	stream := s.functions["stream"].fn
 
 	// A throttled stream is a 429, which ends a browser's EventSource for

@@ -166,8 +166,8 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 		HttpVersion: awscloudfront.HttpVersion_HTTP2_AND_3,
 		EnableIpv6:  jsii.Bool(true),
 		PriceClass:  awscloudfront.PriceClass_PRICE_CLASS_100,
-		// Standard logs would record every ?ticket= in clear: see the
-		// AwsSolutions-CFR3 suppression.
+		// Legacy standard logs would record every ?ticket= in clear; the
+		// edge stack's v2 logs leave it out (AwsSolutions-CFR3 below).
 		EnableLogging: jsii.Bool(false),
 	}
 	if s.props.DomainName != "" {
@@ -184,8 +184,9 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 	suppress(dist, "AwsSolutions-CFR3", "Standard logging (legacy), the only kind a distribution's Logging "+
 		"property turns on, writes every request's query string, which carries the stream ticket (a bearer "+
 		"credential valid up to an hour), and cannot leave it out. Standard logging v2 can, but its delivery "+
-		"source must live in us-east-1, outside this region-agnostic stack. The functions log every request "+
-		"with the query redacted, and the metrics count every refusal.")
+		"source must live in us-east-1, outside this region-agnostic stack: the MachineSseEdge stack "+
+		"(distributionId) sets it up with every field but the query string and cookies. The functions also log "+
+		"every request with the query redacted.")
 	suppress(dist, "AwsSolutions-CFR1", "A machine dashboard used wherever the operator's staff are: no country "+
 		"to block; access needs an access token or a signed ticket.")
 	if s.props.DomainName == "" {
@@ -195,8 +196,8 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 	}
 	if s.props.WebACLArn == "" {
 		suppress(dist, "AwsSolutions-CFR2", "No web ACL unless webAclArn names one (a CLOUDFRONT-scope ACL must live "+
-			"in us-east-1, outside this region-agnostic stack). Without it the GET origins still answer only "+
-			"CloudFront-signed requests (origin access control), the POST origin only requests with the origin "+
+			"in us-east-1, outside this region-agnostic stack: waf=true creates one in the MachineSseWaf "+
+			"stack). Without it the GET origins still answer only CloudFront-signed requests (origin access control), the POST origin only requests with the origin "+
 			"secret, and the stream function's concurrency is reserved. An ACL with a per-IP rate-based rule and "+
 			"the AWS managed common rule set costs about 7 USD a month plus 0.60 USD per million requests.")
 	}

@@ -53,6 +53,7 @@ type variant struct {
 	once   sync.Once
 	err    error
 	outdir string // the cloud assembly App.Synth wrote
+	app    awscdk.App
 	stack  awscdk.Stack
 	tmpl   assertions.Template
 	json   template
@@ -95,7 +96,16 @@ var (
 		"heartbeatInterval":         "20s",
 		"alarmEmail":                "ops@example.org",
 	}}
-	variants = []*variant{defaults, demo, existing}
+	// edge adds the us-east-1 stacks: the web ACL (waf) and, once the
+	// distribution exists, its access logs and 5xx alarm (distributionId).
+	edge = &variant{name: "edge", context: map[string]any{
+		"waf":            "true",
+		"wafRateLimit":   "500",
+		"distributionId": "E2ABCDEF123456",
+		"webAclArn":      "arn:aws:wafv2:us-east-1:123456789012:global/webacl/MachineSse/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+		"alarmEmail":     "ops@example.org",
+	}}
+	variants = []*variant{defaults, demo, existing, edge}
 )
 
 const existingRedisSecret = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:ingest/redis-auth-AbC123"
@@ -121,6 +131,7 @@ func (v *variant) get(t *testing.T) *variant {
 		if v.err = Build(app); v.err != nil {
 			return
 		}
+		v.app = app
 		v.stack = app.Node().FindChild(jsii.String(StackID)).(awscdk.Stack)
 		asm := app.Synth(nil)
 		raw, err := os.ReadFile(filepath.Join(*asm.Directory(), StackID+".template.json"))

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -271,6 +274,121 @@ func TestNagSuppressionsAreTheOnesWritten(t *testing.T) {
 		for _, w := range written {
 			if w.id == rule && (strings.Contains(w.reason, "costs more") || strings.Contains(w.reason, "cannot leave that field out")) {
 				t.Errorf("%s keeps its old, inaccurate reason: %s", rule, w.reason)
+			}
+		}
+	}
+}
+
+// stackJSON is a stack's template as plain JSON.
+func stackJSON(t *testing.T, st awscdk.Stack) template {
+	t.Helper()
+	raw, err := json.Marshal(assertions.Template_FromStack(st, nil).ToJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm template
+	if err := json.Unmarshal(raw, &tm); err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// TestRegionalStacks: waf=true adds the us-east-1 web ACL stack (per-IP
+// rate rule, AWS managed common rule set); distributionId adds the
+// us-east-1 edge stack (standard logging v2 without the query string or
+// cookies, the CloudFront 5xx alarm to a topic of its own). Both are clean
+// under cdk-nag; without the keys neither exists.
+func TestRegionalStacks(t *testing.T) {
+	for _, v := range []*variant{defaults, demo, existing} {
+		v := v.get(t)
+		n := 0
+		for _, c := range *v.app.Node().Children() {
+			if *awscdk.Stack_IsStack(c) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d stacks, want the main stack only", v.name, n)
+		}
+	}
+	v := edge.get(t)
+	stacks := map[string]awscdk.Stack{}
+	for _, id := range []string{WafStackID, EdgeStackID} {
+		st, ok := v.app.Node().TryFindChild(jsii.String(id)).(awscdk.Stack)
+		if !ok {
+			t.Fatalf("no %s stack", id)
+		}
+		if *st.Region() != "us-east-1" {
+			t.Errorf("%s in %s, want us-east-1", id, *st.Region())
+		}
+		stacks[id] = st
+		annotations := assertions.Annotations_FromStack(st)
+		for _, m := range *annotations.FindError(jsii.String("*"), assertions.Match_AnyValue()) {
+			t.Errorf("%s: error at %s: %v", id, *m.Id, m.Entry.Data)
+		}
+		for _, m := range *annotations.FindWarning(jsii.String("*"), assertions.Match_AnyValue()) {
+			t.Errorf("%s: warning at %s: %v", id, *m.Id, m.Entry.Data)
+		}
+	}
+
+	waf := stackJSON(t, stacks[WafStackID])
+	acls := waf.byType("AWS::WAFv2::WebACL")
+	if len(acls) != 1 || acls[0].Properties["Scope"] != "CLOUDFRONT" {
+		t.Fatalf("web ACL %s", asJSON(acls))
+	}
+	rules := asSlice(acls[0].Properties["Rules"])
+	rate := dig(rules[0], "Statement", "RateBasedStatement")
+	if len(rules) != 2 || dig(rate, "AggregateKeyType") != "IP" || dig(rate, "Limit") != 500.0 || dig(rate, "EvaluationWindowSec") != 300.0 ||
+		dig(rules[0], "Action", "Block") == nil {
+		t.Errorf("rate rule %s", asJSON(rules))
+	}
+	if m := dig(rules[1], "Statement", "ManagedRuleGroupStatement"); dig(m, "VendorName") != "AWS" || dig(m, "Name") != "AWSManagedRulesCommonRuleSet" {
+		t.Errorf("managed rule %s", asJSON(rules[1]))
+	}
+	if _, ok := waf.Outputs["WebAclArn"]; !ok {
+		t.Error("no WebAclArn output")
+	}
+
+	e := stackJSON(t, stacks[EdgeStackID])
+	src := e.byType("AWS::Logs::DeliverySource")
+	if len(src) != 1 || src[0].Properties["LogType"] != "ACCESS_LOGS" || !strings.Contains(asJSON(src[0].Properties["ResourceArn"]), ":distribution/E2ABCDEF123456") {
+		t.Fatalf("delivery source %s", asJSON(src))
+	}
+	del := e.byType("AWS::Logs::Delivery")
+	if len(del) != 1 {
+		t.Fatalf("%d deliveries", len(del))
+	}
+	fields := stringsOf(del[0].Properties["RecordFields"])
+	for _, f := range fields {
+		if f == "cs-uri-query" || f == "cs(Cookie)" {
+			t.Errorf("access logs record %s", f)
+		}
+	}
+	if !strings.Contains(strings.Join(fields, " "), "cs-uri-stem sc-status") {
+		t.Errorf("access log fields %v", fields)
+	}
+	dst := e.byType("AWS::Logs::DeliveryDestination")
+	if len(dst) != 1 || !strings.Contains(asJSON(dst[0].Properties["DestinationResourceArn"]), e.byType("AWS::Logs::LogGroup")[0].id) {
+		t.Errorf("delivery destination %s", asJSON(dst))
+	}
+	al := e.byType("AWS::CloudWatch::Alarm")
+	if len(al) != 1 {
+		t.Fatalf("%d edge alarms", len(al))
+	}
+	p := al[0].Properties
+	if p["Namespace"] != "AWS/CloudFront" || p["MetricName"] != "5xxErrorRate" || p["Threshold"] != float64(AlarmCloudFront5xxRate) ||
+		!strings.Contains(asJSON(p["Dimensions"]), `"Value":"E2ABCDEF123456"`) || !strings.Contains(asJSON(p["AlarmActions"]), e.byType("AWS::SNS::Topic")[0].id) {
+		t.Errorf("5xx alarm %s", asJSON(p))
+	}
+	if subs := e.byType("AWS::SNS::Subscription"); len(subs) != 1 || subs[0].Properties["Endpoint"] != "ops@example.org" {
+		t.Errorf("edge subscriptions %s", asJSON(subs))
+	}
+	for _, tm := range []template{waf, e} {
+		for id, r := range tm.Resources {
+			for _, s := range asSlice(dig(r.Metadata, "cdk_nag", "rules_to_suppress")) {
+				if dig(s, "reason") != topicKeyReason {
+					t.Errorf("%s: suppression %s", id, asJSON(s))
+				}
 			}
 		}
 	}

@@ -175,6 +175,9 @@ func (p Props) withDefaults() Props {
 	if p.RedisNodeType == "" {
 		p.RedisNodeType = DefaultRedisNodeType
 	}
+	if p.Ops.WafRateLimit == 0 {
+		p.Ops.WafRateLimit = DefaultWafRateLimit
+	}
 	return p
 }
 
