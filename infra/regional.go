@@ -118,7 +118,8 @@ func NewEdgeStack(scope constructs.Construct, props Props) awscdk.Stack {
 		DeliveryDestinationArn: dest.AttrArn(),
 		RecordFields:           jsii.Strings(accessLogFields...),
 	})
-	delivery.AddDependency(source)
+	// The source is named, not referenced: order it explicitly.
+	delivery.Node().AddDependency(source)
 
 	topic := awssns.NewTopic(st, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		DisplayName: jsii.String("Machine SSE edge alarms"), EnforceSSL: jsii.Bool(true),
