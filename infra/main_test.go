@@ -96,6 +96,26 @@ var (
 		"heartbeatInterval":         "20s",
 		"alarmEmail":                "ops@example.org",
 	}}
+	// managed runs the stream function on Lambda Managed Instances, every
+	// compute setting given.
+	managed = &variant{name: "managed", context: map[string]any{
+		"streamCompute":        "managed-instances",
+		"instanceTypes":        "m7g.large, c7g.xlarge",
+		"maxVCpu":              "24",
+		"streamMaxConcurrency": 400.0,
+		"memoryPerVCpu":        "4",
+		"streamMemoryMb":       "4096",
+	}}
+	// managedExisting is managed instances in an existing VPC, with the
+	// defaults of the compute settings.
+	managedExisting = &variant{name: "managed-existing", context: map[string]any{
+		"streamCompute":   "managed-instances",
+		"vpcId":           "vpc-0abc1234def567890",
+		"subnetIds":       "subnet-0aaa1111bbb22223, subnet-0ccc3333ddd44445",
+		"securityGroupId": "sg-0123456789abcdef0",
+		"redisEndpoint":   "ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
+		"secretsEndpoint": "true",
+	}}
 	// edge adds the us-east-1 stacks: the web ACL (waf) and, once the
 	// distribution exists, its access logs and 5xx alarm (distributionId).
 	edge = &variant{name: "edge", context: map[string]any{
@@ -105,7 +125,7 @@ var (
 		"webAclArn":      "arn:aws:wafv2:us-east-1:123456789012:global/webacl/MachineSse/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
 		"alarmEmail":     "ops@example.org",
 	}}
-	variants = []*variant{defaults, demo, existing, edge}
+	variants = []*variant{defaults, demo, existing, managed, managedExisting, edge}
 )
 
 const existingRedisSecret = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:ingest/redis-auth-AbC123"
@@ -228,8 +248,9 @@ func (r resource) path() string {
 func (tm template) function(t *testing.T, name string) named {
 	t.Helper()
 	want := StackID + "/" + strings.ToUpper(name[:1]) + name[1:] + "/Function/Resource"
+	managed := StackID + "/" + strings.ToUpper(name[:1]) + name[1:] + "/ManagedFunction/Resource"
 	for _, r := range tm.byType("AWS::Lambda::Function") {
-		if r.path() == want {
+		if r.path() == want || r.path() == managed {
 			return r
 		}
 	}

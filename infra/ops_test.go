@@ -219,7 +219,8 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("%s: dashboard lacks %s", v.name, want)
 			}
 		}
-		if hasRedis := strings.Contains(body, "EngineCPUUtilization"); hasRedis != (v != existing) {
+		made := len(v.json.byType("AWS::ElastiCache::ReplicationGroup")) > 0
+		if hasRedis := strings.Contains(body, "EngineCPUUtilization"); hasRedis != made {
 			t.Errorf("%s: Redis widgets %v", v.name, hasRedis)
 		}
 	}

@@ -1,14 +1,14 @@
 // Command stream is the Lambda behind the RESPONSE_STREAM function URL: it
 // serves GET /sse/stream and GET /sse/alerts, one SSE stream per
-// invocation.
+// invocation. The same binary serves many invocations at once on Lambda
+// Managed Instances (AWS_LAMBDA_MAX_CONCURRENCY), all on one Redis
+// subscription.
 package main
 
 import (
 	"context"
 	"os"
 	"time"
-
-	"github.com/aws/aws-lambda-go/lambdaurl"
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
@@ -19,5 +19,5 @@ func main() {
 	// Metrics as EMF lines on stdout: CloudWatch Logs extracts them.
 	a.Metrics.EmitTo(os.Stdout)
 	go a.Metrics.Run(context.Background(), time.Minute)
-	lambdaurl.Start(a.Mux("/sse/stream", "/sse/alerts"))
+	a.StartStream(a.Mux("/sse/stream", "/sse/alerts"))
 }
