@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdaurl"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
@@ -220,4 +223,48 @@ func (l *SyncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestStalledWriteThroughLambdaURLsWriter: the same through the writer the
+// stream function really has (lambdaurl's, which writes into a pipe to the
+// Runtime API client and takes no deadline): the platform stops reading,
+// the write blocks, and the stream still ends after writeTimeout.
+func TestStalledWriteThroughLambdaURLsWriter(t *testing.T) {
+	t.Parallel()
+	u := newUnit(t, 0)
+	tk := u.ticket("1", "C01")
+	resp, err := lambdaurl.Wrap(u.h.Alerts())(context.Background(), &events.LambdaFunctionURLRequest{
+		RawPath: "/sse/alerts", RawQueryString: "ticket=" + url.QueryEscape(tk),
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			DomainName: "example.lambda-url.eu-central-1.on.aws",
+			HTTP:       events.LambdaFunctionURLRequestContextHTTPDescription{Method: "GET", SourceIP: "203.0.113.7"},
+		},
+	})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %+v", err, resp)
+	}
+	body := resp.Body.(io.ReadCloser)
+	t.Cleanup(func() { body.Close() }) // unblocks the abandoned write
+	buf := make([]byte, 64<<10)
+	n, err := body.Read(buf) // the first events, then the "platform" stops reading
+	if err != nil || !strings.Contains(string(buf[:n]), `"connected"`) {
+		t.Fatalf("first read %q %v", buf[:n], err)
+	}
+	u.rdb.Publish(t.Context(), u.keys.ChannelAlerts, `{"deviceId":"C01","alert":{"n":1}}`)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := u.clock.BlockUntilContext(ctx, 3); err != nil { // heartbeat, rotation, watchdog
+		t.Fatalf("no watched write: %v", err)
+	}
+	u.clock.Advance(writeTimeout)
+	for u.h.Open() != 0 || !strings.Contains(u.logs.String(), `"reason":"write-stalled"`) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stream still open after the write timeout (%d open):\n%s", u.h.Open(), u.logs.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if counts, _, err := u.reg.List(t.Context(), "1", u.clock.Now()); err != nil || counts.Alerts != 0 {
+		t.Fatalf("lease not released: %+v %v", counts, err)
+	}
 }
