@@ -7,11 +7,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -67,11 +70,9 @@ func MustLoad(need config.Need) *App {
 // LoadClock is Load with the app's clock given (nil: real time). The local
 // server's browser test uses it to move the service's notion of "now".
 func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
+	// Every problem at once: what Load found and what is missing.
 	cfg, err := config.Load(getenv)
-	if err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if err := cfg.Require(need); err != nil {
+	if err := errors.Join(err, cfg.Require(need)); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.NeedsSecretsManager() {
@@ -86,6 +87,7 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := NewLogger(cfg.LogLevel)
+	useRedisLog(log)
 	rdb, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
@@ -96,6 +98,30 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 // NewLogger returns the JSON logger every function uses.
 func NewLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}
+
+// redisLog sends go-redis's own messages (its pool's dial retries, in
+// plain text on stderr by default) to the JSON log at debug level: what
+// they report also comes back as the failing command's error, which the
+// caller logs or returns once. go-redis's logger is one global, set once
+// without a lock, so it is installed once and follows the logger of the
+// app loaded last (a process has one; tests load many at once).
+type redisLog struct{}
+
+var (
+	redisLogOnce sync.Once
+	redisLogTo   atomic.Pointer[slog.Logger]
+)
+
+func useRedisLog(log *slog.Logger) {
+	redisLogTo.Store(log)
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
+}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if log := redisLogTo.Load(); log != nil {
+		log.DebugContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
 
 // NewRedis returns a client for REDIS_URL (TLS with rediss://), with the

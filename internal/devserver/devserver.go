@@ -18,8 +18,10 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -59,7 +61,14 @@ type Options struct {
 	// Clock is the service's clock (tickets, leases, timestamps); nil:
 	// real time. Tests move it to expire tickets without waiting.
 	Clock clockwork.Clock
+	// SeedEvery is how often the demo users' ownership is added again, so
+	// a restarted or flushed Redis heals by itself; 0: DefaultSeedEvery.
+	SeedEvery time.Duration
 }
+
+// DefaultSeedEvery is how often the demo ownership is re-added: a stream
+// refused with 403 after a Redis restart works again within this.
+const DefaultSeedEvery = 5 * time.Second
 
 // Server is a running local server.
 type Server struct {
@@ -76,6 +85,8 @@ type Server struct {
 	sim      *sim.Simulator       // nil without -simulate
 	simStop  context.CancelFunc
 	simDone  chan error
+	bgStop   context.CancelFunc // the re-seeding loop
+	bgDone   chan struct{}
 	closeOne sync.Once
 	closeErr error
 }
@@ -105,6 +116,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		o.Out = io.Discard
 	}
 	ln, err := net.Listen("tcp", o.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen %s: the port is taken (another make dev?); pick another with -addr, e.g. make dev DEV_FLAGS='-addr %s'", o.Addr, nextPort(o.Addr))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.Addr, err)
 	}
@@ -139,9 +153,13 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.App = a
+	if err := ping(ctx, a); err != nil {
+		return nil, err
+	}
 	if err := seedUsers(ctx, a, s.Users); err != nil {
 		return nil, fmt.Errorf("redis: seeding demo users: %w", err)
 	}
+	s.startReseed(o.SeedEvery)
 	if o.Simulate {
 		if err := s.startSim(o.Sim); err != nil {
 			return nil, err
@@ -159,6 +177,27 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	printBanner(o.Out, s, dev, o.Simulate)
 	a.Log.Info("dev server listening", slog.String("url", s.URL), slog.Bool("embeddedRedis", s.mini != nil), slog.Bool("simulate", o.Simulate))
 	return s, nil
+}
+
+// ping checks Redis before anything else uses it, so that a wrong
+// REDIS_URL is one clear line.
+func ping(ctx context.Context, a *app.App) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s (REDIS_URL) is unreachable: %w; unset REDIS_URL for an embedded one", a.Redis.Options().Addr, err)
+	}
+	return nil
+}
+
+// nextPort suggests the port after addr's, for the "port is taken" hint.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n >= 65535 {
+		return "127.0.0.1:8081"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
 }
 
 // startEmbedded runs miniredis on a free loopback port. TTLs follow the wall
@@ -283,6 +322,10 @@ func (s *Server) Close() error {
 
 // release stops what Start started besides the HTTP server.
 func (s *Server) release() {
+	if s.bgStop != nil {
+		s.bgStop()
+		<-s.bgDone
+	}
 	if s.simStop != nil {
 		s.simStop()
 		<-s.simDone
