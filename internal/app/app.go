@@ -26,6 +26,7 @@ import (
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/api"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/stream"
@@ -43,6 +44,7 @@ type App struct {
 	Registry *registry.Registry
 	Hub      *pubsub.Hub
 	Streams  *stream.Handler
+	Metrics  *metrics.Recorder // the stream figures; the stream function emits them as EMF
 	Clock    clockwork.Clock
 }
 
@@ -183,14 +185,26 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 		Alerts: cfg.MaxAlertStreams, Data: cfg.MaxDataStreams, PerIP: cfg.MaxStreamsPerIP, Policy: cfg.ConnectionLimitPolicy,
 	}, leaseTTL, ResumeWindow)
 	a.Hub = pubsub.NewHub(rdb, Channels(cfg.Keys), log, clock.Now)
+	// Open streams and malformed messages keep their owners; the recorder
+	// reads them when it writes.
+	a.Metrics = metrics.New(metrics.Sources{
+		OpenStreams: func() int64 {
+			if a.Streams == nil {
+				return 0
+			}
+			return a.Streams.Open()
+		},
+		Malformed: func() int64 { return a.Hub.Stats().Malformed },
+	}, clock.Now)
 	if a.Tickets != nil {
 		a.Streams = stream.New(stream.Deps{
 			Tickets: a.Tickets, Registry: a.Registry, Hub: a.Hub, Redis: rdb, Keys: cfg.Keys,
 			Control: ControlChannel(cfg.Keys), MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
-			Log: log, Clock: clock,
+			Log: log, Clock: clock, Metrics: a.Metrics,
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
 				MaxDuration: cfg.StreamMaxDuration, RotationWindow: cfg.RotationWindow,
+				MaxBytes: int64(cfg.StreamMaxBytes),
 			},
 		})
 	}

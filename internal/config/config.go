@@ -33,10 +33,13 @@ const (
 	// DefaultMaxTicketsPerMinute allows a user a page load (two tickets)
 	// every few seconds, for several tabs, and stops a loop of them.
 	DefaultMaxTicketsPerMinute = 30
-	MinStreamMaxDuration       = 5 * time.Second // STREAM_MAX_DURATION (and -max-stream) at least
-	MaxStreamMaxDuration       = 24 * time.Hour
-	PolicyEvictOldest          = "evict-oldest"
-	PolicyReject               = "reject"
+	// DefaultStreamMaxBytes keeps a stream well inside the 6 MB that a
+	// streamed function URL response sends at full speed (then 2 MB/s).
+	DefaultStreamMaxBytes = 4 << 20
+	MinStreamMaxDuration  = 5 * time.Second // STREAM_MAX_DURATION (and -max-stream) at least
+	MaxStreamMaxDuration  = 24 * time.Hour
+	PolicyEvictOldest     = "evict-oldest"
+	PolicyReject          = "reject"
 	// MaxConcurrencyLimit is the platform's largest per-environment
 	// concurrency of Lambda Managed Instances.
 	MaxConcurrencyLimit = 1600
@@ -136,6 +139,7 @@ type Config struct {
 	StreamMaxDuration     time.Duration // STREAM_MAX_DURATION; 0 = up to the invocation deadline
 	RotationWindow        time.Duration // STREAM_ROTATION_WINDOW: jitter window before the end
 	MaxTicketsPerMinute   int           // MAX_TICKETS_PER_MINUTE: tickets issued per user per minute
+	StreamMaxBytes        int           // STREAM_MAX_BYTES: rotate after writing this much
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Keys     Keys
@@ -190,6 +194,7 @@ func Load(getenv func(string) string) (Config, error) {
 		StreamMaxDuration:     p.duration("STREAM_MAX_DURATION", 0, MinStreamMaxDuration, MaxStreamMaxDuration),
 		RotationWindow:        p.duration("STREAM_ROTATION_WINDOW", DefaultRotationWindow, 0, 10*time.Minute),
 		MaxTicketsPerMinute:   p.integer("MAX_TICKETS_PER_MINUTE", DefaultMaxTicketsPerMinute, 1, 100000),
+		StreamMaxBytes:        p.integer("STREAM_MAX_BYTES", DefaultStreamMaxBytes, 64<<10, 200<<20),
 		LogLevel:              p.level("LOG_LEVEL"),
 		Keys:                  p.keys(),
 		MaxConcurrency:        p.integer("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, MaxConcurrencyLimit),

@@ -284,6 +284,8 @@ func (s *Server) routes() http.Handler {
 	a := s.App
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Mux())
+	// The figures the stream function writes as EMF lines on Lambda.
+	mux.Handle("GET /metrics", a.Metrics.Handler())
 	mux.Handle("/dev/", web.Wrap(s.devRoutes(), web.Options{
 		AllowedOrigins: a.Config.CORSAllowedOrigins,
 		OriginSecret:   a.Config.OriginVerifySecret.Value,

@@ -433,7 +433,7 @@ func TestLoadSettings(t *testing.T) {
 		want    sim.Settings
 		wantErr []string
 	}{
-		{"defaults", nil, sim.Settings{Duration: time.Minute, Machines: sim.DemoMachines, AlertEvery: sim.DefaultAlertEvery}, nil},
+		{"defaults", nil, sim.Settings{Duration: 50 * time.Second, Machines: sim.DemoMachines, AlertEvery: sim.DefaultAlertEvery}, nil},
 		{"set", map[string]string{"SIMULATOR_DURATION": "45s", "SIMULATOR_DEVICES": " A1, B2 ,", "SIMULATOR_ALERT_EVERY": "10s"},
 			sim.Settings{Duration: 45 * time.Second, Machines: []string{"A1", "B2"}, AlertEvery: 10 * time.Second}, nil},
 		{"all bad", map[string]string{"SIMULATOR_DURATION": "forever", "SIMULATOR_DEVICES": "ok,bad/id", "SIMULATOR_ALERT_EVERY": "0s"},
