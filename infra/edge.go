@@ -24,6 +24,7 @@ func Routes() []Route {
 	return []Route{
 		// POST needs ALLOW_ALL: CloudFront has no narrower set with POST.
 		{"/sse/stream-ticket", "ticket", awscloudfront.AllowedMethods_ALLOW_ALL()},
+		{"/sse/close", "ticket", awscloudfront.AllowedMethods_ALLOW_ALL()},
 		{"/sse/stream*", "stream", get},
 		{"/sse/alerts*", "stream", get},
 		{"/sse/status", "status", get},

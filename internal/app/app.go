@@ -176,7 +176,8 @@ func Channels(k config.Keys) pubsub.Channels {
 	}
 }
 
-// ControlChannel carries "evict <leaseID>" between processes.
+// ControlChannel carries "evict <leaseID>" and "close <leaseID>" between
+// processes.
 func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
 
 // Routes returns the handlers by pattern, each wrapped with CORS and the
@@ -188,6 +189,7 @@ func (a *App) Routes() map[string]http.Handler {
 	if a.Streams != nil {
 		routes["/sse/stream"] = a.Streams.Data()
 		routes["/sse/alerts"] = a.Streams.Alerts()
+		routes["/sse/close"] = a.Streams.Close()
 		routes["/sse/status"] = api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
 	}
 	if a.Access != nil && a.Tickets != nil {

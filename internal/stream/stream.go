@@ -213,6 +213,14 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			return nil
 		}
 	}
+	history := 0
+	if purpose == registry.Alerts {
+		var err error
+		if history, err = parseHistory(q.Get("history")); err != nil {
+			web.Error(w, http.StatusBadRequest, msgHistory)
+			return nil
+		}
+	}
 	raw := q.Get("ticket")
 	if raw == "" {
 		web.Error(w, http.StatusUnauthorized, msgAuth)
@@ -232,7 +240,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		web.Error(w, http.StatusUnauthorized, msgPurpose)
 		return nil
 	}
-	cur, hasCursor := parseCursor(r.Header.Get("Last-Event-ID"))
+	cur, hasCursor := parseCursor(lastEventID(r))
 	if expired && !hasCursor {
 		web.Error(w, http.StatusUnauthorized, msgTicket)
 		return nil
@@ -249,7 +257,8 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
 		},
-		log: h.d.Log.With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+		log:     h.d.Log.With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+		history: history,
 	}
 	req := registry.Request{
 		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
@@ -292,7 +301,8 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	}
 	s.sub = sub
 	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
-	if !s.start(r, adm, devices, includeStatus, cur, hasCursor && adm.Resumed) {
+	replay := hasCursor && (adm.Resumed || !expired && purpose == registry.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
+	if !s.start(r, adm, devices, includeStatus, cur, replay) {
 		sub.Close()
 		s.release()
 		return nil
