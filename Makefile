@@ -7,17 +7,21 @@ GO_TEST     ?= go test -race -count=1
 CDK_VERSION := 2.1148.1
 CDK         := .cdk/node_modules/.bin/cdk
 
-.PHONY: build test test-go test-infra dev bench fuzz lint synth deploy clean
+.PHONY: build test test-go test-js test-infra dev bench fuzz lint synth deploy clean
 
 build: $(FUNCTIONS:%=bin/%/bootstrap)
 
 bin/%/bootstrap: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build $(GOFLAGS_FN) -o $@ ./functions/$*
 
-test: test-go test-infra
+test: test-go test-js test-infra
 
 test-go:
 	$(GO_TEST) ./...
+
+# The browser client's parser and state machine (Node's own test runner).
+test-js:
+	node --test internal/jsclient/
 
 test-infra:
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 go test -count=1 ./...

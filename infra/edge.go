@@ -28,6 +28,7 @@ func Routes() []Route {
 		{"/sse/stream*", "stream", get},
 		{"/sse/alerts*", "stream", get},
 		{"/sse/status", "status", get},
+		{"/sse/client.*", "status", get}, // the browser client (client.js, client.d.ts)
 		{"/health", "health", get},
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/api"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/jsclient"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/stream"
@@ -184,7 +185,9 @@ func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
 // origin check. Only the parts the app was configured for are present.
 func (a *App) Routes() map[string]http.Handler {
 	routes := map[string]http.Handler{
-		"/health": api.Health(a.Redis),
+		"/health":        api.Health(a.Redis),
+		jsclient.PathJS:  jsclient.Handler(jsclient.PathJS),
+		jsclient.PathDTS: jsclient.Handler(jsclient.PathDTS),
 	}
 	if a.Streams != nil {
 		routes["/sse/stream"] = a.Streams.Data()

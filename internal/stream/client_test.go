@@ -221,3 +221,22 @@ func TestCloseEndpointEndsOnlyTheNamedStream(t *testing.T) {
 		t.Fatalf("resume after close replayed %q", m)
 	}
 }
+
+func TestClientFilesAreServedCacheable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for path, ctype := range map[string]string{"/sse/client.js": "text/javascript", "/sse/client.d.ts": "application/typescript"} {
+		resp := e.get(path)
+		b := body(t, resp)
+		tag := resp.Header.Get("ETag")
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || tag == "" || !strings.Contains(b, "connect") {
+			t.Fatalf("%s: %d %q etag %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), tag)
+		}
+		if again := e.get(path, "If-None-Match", tag); again.StatusCode != 304 {
+			t.Errorf("%s revalidated: %d, want 304", path, again.StatusCode)
+		}
+		if other := e.get(path, "If-None-Match", `"other"`); other.StatusCode != 200 {
+			t.Errorf("%s with another tag: %d", path, other.StatusCode)
+		}
+	}
+}
