@@ -8,6 +8,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -66,6 +67,12 @@ func MustLoad(need config.Need) *App {
 // LoadClock is Load with the app's clock given (nil: real time). The local
 // server's browser test uses it to move the service's notion of "now".
 func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
+	return LoadLog(ctx, getenv, need, clock, os.Stdout)
+}
+
+// LoadLog is LoadClock with the JSON logs written to out instead of
+// stdout (the local server's browser tests read them).
+func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock, out io.Writer) (*App, error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
@@ -84,7 +91,7 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 	} else if err := cfg.Resolve(ctx, nil); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log := NewLogger(cfg.LogLevel)
+	log := NewLogger(out, cfg.LogLevel)
 	rdb, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
@@ -92,9 +99,10 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 	return New(cfg, rdb, log, clock)
 }
 
-// NewLogger returns the JSON logger every function uses.
-func NewLogger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+// NewLogger returns the JSON logger every function uses (on stdout, which
+// Lambda sends to CloudWatch).
+func NewLogger(out io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
 }
 
 // NewRedis returns a client for REDIS_URL (TLS with rediss://), with the

@@ -370,8 +370,12 @@ func TestPageAndAssets(t *testing.T) {
 		t.Fatal("the page refers to another origin; it must work offline")
 	}
 	code, h, body = get("/assets/app.js")
-	if code != 200 || !strings.Contains(h.Get("Content-Type"), "javascript") || !strings.Contains(body, "new EventSource(") {
+	if code != 200 || !strings.Contains(h.Get("Content-Type"), "javascript") || !strings.Contains(body, "from '../sse/client.js'") {
 		t.Fatalf("GET /assets/app.js: %d %s", code, h.Get("Content-Type"))
+	}
+	// The module it imports, from the service itself.
+	if code, h, body := get("/sse/client.js"); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") || !strings.Contains(body, "export function connect(") {
+		t.Fatalf("GET /sse/client.js: %d %s", code, h.Get("Content-Type"))
 	}
 	if code, _, _ := get("/assets/app.css"); code != 200 {
 		t.Fatalf("GET /assets/app.css: %d", code)
