@@ -54,6 +54,7 @@ const LEADER_EVERY = 1_000; // the leader says so (the fallback election)
 const LEADER_TIMEOUT = 2_500; // no leader heard: a tab claims (fallback)
 const SETTLE = 150; // a new leader waits this long for the tabs' devices
 const CLOSE_GRACE = 3_000; // a closed stream is cut if the server has not ended it
+const EARLY_TICKET_AGE = 30_000; // elect()'s ticket is used if the tab leads soon
 
 // ---- the event stream parser ------------------------------------------
 
@@ -207,11 +208,11 @@ class Stream {
     return `${this.c.base}${this.path}?${q}`;
   }
 
-  /** Opens (or reopens at once) the stream. */
-  open() {
+  /** Opens (or reopens at once) the stream. @param {string} reason */
+  open(reason) {
     this.clearTimer();
     this.drop();
-    this.set(this.opens > 0 ? 'reconnecting' : 'connecting', this.reason || 'opening');
+    this.set(this.opens > 0 ? 'reconnecting' : 'connecting', reason);
     this.connect();
   }
 
@@ -220,7 +221,7 @@ class Stream {
     this.conn = conn;
     if (!this.ticket) {
       try {
-        this.ticket = await this.c.ticket(this.purpose);
+        this.ticket = this.c.takeEarly(this.purpose) || await this.c.ticket(this.purpose);
         this.freshTicket = true;
       } catch (e) {
         if (this.conn !== conn) return;
@@ -231,6 +232,7 @@ class Stream {
     }
     /** @type {Response} */
     let res;
+    this.arm(conn); // a response that never starts is as dead as a silent one
     try {
       res = await this.env.fetch(this.url(), {
         headers: { Accept: 'text/event-stream' },
@@ -264,7 +266,7 @@ class Stream {
       // position. A fresh ticket refused at once is trouble: back off.
       this.ticket = null;
       if (fresh) return this.backoff(`refused: ${seedMessage(body, status)}`);
-      return this.open();
+      return this.open('ticket expired: resuming with a fresh one');
     }
     if (status === 429 || status >= 500 || status === 200) {
       const after = Number(res.headers.get('Retry-After'));
@@ -343,10 +345,15 @@ class Stream {
         break;
       default:
     }
-    if (failed && conn.kind === '') return this.backoff('network error');
-    const why = { reconnect: 'the server rotated the stream', unavailable: 'the service is unavailable', revoked: 'the ticket was revoked', forbidden: 'device access changed' }[conn.kind] || 'the stream ended';
-    if (conn.retry !== null) return this.schedule(conn.retry, why);
-    this.backoff(why);
+    const why = { reconnect: 'the server rotated the stream', unavailable: 'the service is unavailable', revoked: 'the ticket was revoked', forbidden: 'device access changed' }[conn.kind];
+    if (why) {
+      // The server ended the stream on purpose and said when to come back.
+      if (conn.retry !== null) return this.schedule(conn.retry, why);
+      return this.backoff(why);
+    }
+    // Dropped (a network error, or an end without a word): after the
+    // server's retry at least, backing off if it keeps happening.
+    this.backoff(failed ? 'network error' : 'the stream ended', conn.retry ?? 0);
   }
 
   /** @param {string} reason @param {number} [atLeast] */
@@ -383,8 +390,7 @@ class Stream {
       if (this.conn !== conn) return;
       this.conn = null;
       conn.ctrl.abort();
-      this.reason = `no data for ${ms / 1000} s`;
-      this.open();
+      this.open(`no data for ${ms / 1000} s`);
     }, ms);
   }
 
@@ -475,6 +481,8 @@ class Client {
     /** The last id seen per purpose (relayed or own): where a new leader resumes. */
     this.lastIds = { alerts: '', data: '' };
     this.role = 'pending';
+    /** A ticket got before the election. @type {{purpose: string, ticket: string, at: number} | null} */
+    this.early = null;
     this.leaderId = '';
     this.leaderAt = -Infinity;
     /** Leader: the other tabs. @type {Map<string, {devices: string[], visible: boolean, at: number}>} */
@@ -533,13 +541,33 @@ class Client {
 
   // ---- leadership
 
-  elect() {
+  /**
+   * Tabs share streams only with tabs of the same user: the first ticket's
+   * subject (a ticket is a JWT; nothing is verified here, the server does)
+   * joins the scope, so a tab of another user on the same origin never
+   * gets this user's events. Without a ticket the tab does not share.
+   */
+  async elect() {
     const { BroadcastChannel: BC, locks } = this.env;
     if (!this.opts.shared || !BC) {
       this.lead();
       return;
     }
-    const name = `machinedash-sse:${this.base}:${this.opts.scope}`;
+    const purpose = this.opts.alerts ? 'alerts' : 'data';
+    let user;
+    try {
+      const t = await this.ticket(purpose);
+      this.early = { purpose, ticket: t, at: this.env.now() };
+      user = subject(t);
+    } catch {
+      user = undefined;
+    }
+    if (this.closed) return;
+    if (user === undefined) {
+      this.lead();
+      return;
+    }
+    const name = `machinedash-sse:${this.base}:${this.opts.scope}:${user}`;
     this.channel = new BC(name);
     this.channel.onmessage = (/** @type {MessageEvent} */ e) => this.message(e.data);
     this.role = 'follower';
@@ -562,8 +590,15 @@ class Client {
     });
   }
 
+  /** The ticket elect() got, while it is fresh. @param {string} purpose */
+  takeEarly(purpose) {
+    const e = this.early;
+    this.early = null;
+    return e && e.purpose === purpose && this.env.now() - e.at < EARLY_TICKET_AGE ? e.ticket : null;
+  }
+
   lead() {
-    if (this.closed || this.role === 'leader') return;
+    if (this.closed || this.role === 'leader' || this.role === 'solo') return;
     this.role = this.channel ? 'leader' : 'solo';
     this.leaderId = this.id;
     this.streams.alerts.lastId = this.streams.alerts.lastId || this.lastIds.alerts;
@@ -572,7 +607,7 @@ class Client {
       this.post({ t: 'leader' });
       this.post({ t: 'who' });
     }
-    if (this.opts.alerts) this.streams.alerts.open();
+    if (this.opts.alerts) this.streams.alerts.open('opening');
     // The data stream waits a moment for the other tabs' devices.
     if (this.channel) this.settleTimer = this.env.setTimeout(() => { this.settleTimer = null; this.reconcile(); }, SETTLE);
     else this.reconcile();
@@ -690,9 +725,8 @@ class Client {
     }
     s.opens = 0;
     s.attempt = 0;
-    s.reason = '';
     if (this.paused) s.set('paused', 'every tab hidden');
-    else s.open();
+    else s.open('opening');
   }
 
   // ---- visibility, pause, pagehide
@@ -724,8 +758,7 @@ class Client {
     this.paused = false;
     for (const s of Object.values(this.streams)) {
       if (s.state !== 'paused') continue;
-      s.reason = 'visible again';
-      s.open();
+      s.open('visible again');
     }
   }
 
@@ -890,6 +923,23 @@ function checkDevices(list, max) {
   }
   if (out.length > max) throw new RangeError(`${out.length} devices: at most ${max} per stream (MAX_DEVICES_PER_STREAM)`);
   return out;
+}
+
+/**
+ * The subject (user id) of a ticket, read without verification; "" for a
+ * ticket that is not a JWT.
+ * @param {string} ticket
+ */
+function subject(ticket) {
+  const part = ticket.split('.')[1];
+  if (!part) return '';
+  try {
+    const json = (/** @type {any} */ (globalThis)).atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    const sub = JSON.parse(json).sub;
+    return typeof sub === 'string' || typeof sub === 'number' ? String(sub) : '';
+  } catch {
+    return '';
+  }
 }
 
 /** @param {string} text */

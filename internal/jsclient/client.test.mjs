@@ -342,15 +342,22 @@ function fakeTabs() {
     }
     close() { channels.get(this.name).delete(this); }
   }
-  const queue = [];
-  let held = false;
-  const pump = async () => {
-    if (held || queue.length === 0) return;
-    held = true;
+  const held = new Set(); // lock names held
+  const queues = new Map(); // lock name -> waiting requests
+  const pump = async (name) => {
+    const queue = queues.get(name);
+    if (held.has(name) || queue.length === 0) return;
+    held.add(name);
     const { cb, done } = queue.shift();
-    try { done(await cb()); } finally { held = false; pump(); }
+    try { done(await cb()); } finally { held.delete(name); pump(name); }
   };
-  const locks = { request: (name, cb) => new Promise((done) => { queue.push({ cb, done }); pump(); }) };
+  const locks = {
+    request: (name, cb) => new Promise((done) => {
+      if (!queues.has(name)) queues.set(name, []);
+      queues.get(name).push({ cb, done });
+      pump(name);
+    }),
+  };
   return { BroadcastChannel: BC, locks };
 }
 
@@ -420,4 +427,55 @@ test('tabs: a union past MAX_DEVICES_PER_STREAM is a clear error', async () => {
   assert.equal(server.last().q('deviceIds'), 'C01,C02');
   a.close();
   b.close();
+});
+
+test('a response that never starts is given up after 2 x heartbeat + 5 s', async () => {
+  const { server, clock } = setup({ heartbeat: 25_000 });
+  const c = await server.next(0); // never answered
+  await clock.advance(55_000);
+  assert.ok(c.aborted);
+  await server.next(1);
+});
+
+test('a stream that keeps dropping backs off, waiting at least the server\'s retry', async () => {
+  const { server, clock } = setup({ backoffBase: 1000 });
+  let c = await server.next(0);
+  c.open('retry: 3000\n' + sys('L.1.1', 'connected'));
+  await settle(); // read before the failure (an error discards what is queued)
+  c.fail();
+  await clock.advance(2_999);
+  assert.equal(server.calls.length, 1, 'not before the server\'s retry');
+  await clock.advance(1);
+  c = await server.next(1);
+  c.open('retry: 100\n' + sys('L.1.2', 'connected'));
+  await settle();
+  c.end(); // an end without a word
+  await clock.advance(999); // backoff has grown: 0.5 x 2 s
+  assert.equal(server.calls.length, 2);
+  await clock.advance(1);
+  assert.equal((await server.next(2)).q('lastEventId'), 'L.1.2');
+});
+
+// jwt is a ticket-shaped token for a user (the client reads sub, never verifies).
+const jwt = (sub) => `e30.${Buffer.from(JSON.stringify({ sub })).toString('base64url')}.sig`;
+
+test('tabs of different users on one origin never share streams', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const env = fakeEnv(clock, server, shared);
+  const one = connect({ baseUrl: 'http://svc.test', getTicket: async () => jwt('1'), env });
+  const two = connect({ baseUrl: 'http://svc.test', getTicket: async () => jwt('2'), env });
+  const got = [];
+  two.on('machine-alert', (d) => got.push(d.alert.n));
+  await clock.advance(200);
+  assert.equal(one.state.role, 'leader');
+  assert.equal(two.state.role, 'leader', 'another user: its own leader');
+  const streams = server.calls.filter((c) => c.url.pathname === '/sse/alerts');
+  assert.deepEqual(streams.map((c) => c.q('ticket')).sort(), [jwt('1'), jwt('2')].sort());
+  streams.find((c) => c.q('ticket') === jwt('1')).open(sys('L.1.1', 'connected') + alert('L.1.2', 1));
+  await settle();
+  assert.deepEqual(got, [], 'user 2 never sees user 1\'s alert');
+  one.close();
+  two.close();
 });
