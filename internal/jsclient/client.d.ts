@@ -45,7 +45,7 @@ export interface ConnectOptions {
   withCredentials?: boolean;
   /** Share one stream per purpose between this origin's tabs (default true). */
   shared?: boolean;
-  /** Tabs share streams only within one scope: put the user id here when users can switch. */
+  /** Tabs share streams only with tabs of the same user (the first ticket's sub); a scope narrows that further. */
   scope?: string;
   /** Test seams: fetch, setTimeout, clearTimeout, now, random, document, window, locks, BroadcastChannel, sendBeacon. */
   env?: Record<string, unknown>;
