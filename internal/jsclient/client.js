@@ -311,11 +311,15 @@ class Stream {
    * @param {{type: string, data: string, lastEventId: string}} ev
    */
   event(conn, ev) {
+    // A stream being closed says nothing more: what it still carries is
+    // replayed from the cursor its close named, so nothing comes twice
+    // when it is reopened before it has ended.
+    if (conn.closing) return;
     if (ev.lastEventId) this.lastId = ev.lastEventId;
     if (ev.type === 'system') {
       const d = parseJSON(ev.data);
       conn.kind = (d && typeof d.kind === 'string') ? d.kind : '';
-      if (!conn.closing && (conn.kind === 'connected' || conn.kind === 'heartbeat')) this.live();
+      if (conn.kind === 'connected' || conn.kind === 'heartbeat') this.live();
     }
     if (this.state !== 'stopped') this.c.emit(this.purpose, ev.type, ev.data, ev.lastEventId);
   }

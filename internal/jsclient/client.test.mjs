@@ -303,10 +303,26 @@ test('hidden for pauseAfter: close beacon and paused; visible again: resumed wit
   assert.equal(client.state.state, 'paused');
   doc.set('visible');
   const r = await server.next(1);
-  assert.equal(r.q('lastEventId'), 'L.1.3');
+  assert.equal(r.q('lastEventId'), 'L.1.2', 'from the cursor the close named');
   r.open(sys('L.1.4', 'connected'));
   await settle();
   assert.equal(client.state.state, 'live');
+});
+
+test('visible again before the closed stream has ended: nothing arrives twice', async () => {
+  const doc = fakeDocument();
+  const { server, clock, alerts } = setup({ pauseAfter: 1_000 }, { document: doc });
+  const c = await server.next(0);
+  c.open(sys('L.1.1', 'connected') + alert('L.1.2', 1));
+  await settle();
+  doc.set('hidden');
+  await clock.advance(1_000);
+  doc.set('visible'); // the server has not ended the old stream yet
+  const r = await server.next(1);
+  c.send(alert('L.1.3', 2)); // still on the old stream...
+  r.open(sys('M.1.1', 'connected') + alert('M.1.2', 2)); // ...and replayed on the new one
+  await settle();
+  assert.deepEqual(alerts.map((a) => a.n), [1, 2]);
 });
 
 test('pagehide sends the close beacon', async () => {
