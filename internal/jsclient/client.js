@@ -48,8 +48,11 @@ const DEFAULTS = {
 };
 
 // Tab coordination timings (ms).
-const HELLO_EVERY = 2_000; // a tab tells the leader it is there
-const TAB_TIMEOUT = 7_000; // a tab not heard from for this long is gone
+// A tab tells the leader it is there (and says bye when it goes). A tab
+// hidden for minutes has its timer chains throttled to one a minute by the
+// browser, so a tab counts as gone only after TAB_TIMEOUT without a word.
+const HELLO_EVERY = 5_000;
+const TAB_TIMEOUT = 150_000;
 const LEADER_EVERY = 1_000; // the leader says so (the fallback election)
 const LEADER_TIMEOUT = 2_500; // no leader heard: a tab claims (fallback)
 const SETTLE = 150; // a new leader waits this long for the tabs' devices

@@ -439,7 +439,7 @@ test('tabs: a union past MAX_DEVICES_PER_STREAM is a clear error', async () => {
   await settle();
   assert.match(b.state.reason, /MAX_DEVICES_PER_STREAM/);
   b.setDevices(['C02']);
-  await clock.advance(2_100); // the next hello
+  await clock.advance(5_100); // the next hello
   assert.equal(server.last().q('deviceIds'), 'C01,C02');
   a.close();
   b.close();
