@@ -7,7 +7,7 @@ GO_TEST     ?= go test -race -count=1
 CDK_VERSION := 2.1148.1
 CDK         := .cdk/node_modules/.bin/cdk
 
-.PHONY: build test test-go test-js test-infra dev bench fuzz lint synth deploy clean
+.PHONY: build test test-go test-js test-infra dev bench fuzz lint synth deploy smoke clean
 
 build: $(FUNCTIONS:%=bin/%/bootstrap)
 
@@ -59,6 +59,11 @@ synth: build $(CDK)
 
 deploy: build $(CDK)
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(CDK) deploy $(CDK_ARGS)
+
+# After a deploy: make smoke URL=https://<distribution> TOKEN=<access token> DEVICE=<deviceId>
+# (the token goes to the command through its environment, not its arguments).
+smoke:
+	@SMOKE_TOKEN='$(TOKEN)' go run ./functions/smoke -url '$(URL)' -device '$(DEVICE)' $(SMOKE_FLAGS)
 
 clean:
 	rm -rf bin cdk.out

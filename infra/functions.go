@@ -147,10 +147,12 @@ func (s *stack) addFunction(name string) {
 		Retention:     logRetention[s.props.LogRetentionDays],
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
-	role := s.functionRole(scope, name, logs, secrets)
+	// On managed instances the instances sit in the VPC, not the function.
+	managed := name == "stream" && s.props.managed()
+	role := s.functionRole(scope, name, logs, secrets, !managed)
 
 	var reserved *float64
-	if spec.reserved > 0 {
+	if spec.reserved > 0 && !managed {
 		reserved = jsii.Number(float64(spec.reserved))
 	}
 	props := &awslambda.FunctionProps{
@@ -169,17 +171,31 @@ func (s *stack) addFunction(name string) {
 		SecurityGroups:               &[]awsec2.ISecurityGroup{s.functionSG},
 		ReservedConcurrentExecutions: reserved,
 	}
+	if managed {
+		props.Vpc, props.VpcSubnets, props.SecurityGroups = nil, nil, nil
+	}
 	if !spec.public {
 		// Scheduled (asynchronous) runs: a failed or late run is not
 		// retried; the next one starts a minute later anyway.
 		props.RetryAttempts = jsii.Number(0)
 		props.MaxEventAge = awscdk.Duration_Seconds(jsii.Number(60))
 	}
-	fn := awslambda.NewFunction(scope, jsii.String("Function"), props)
+	// Lambda cannot take a capacity provider off a function: a mode switch
+	// must replace the function, so each mode has its own construct id
+	// (CloudFront follows the new function URL in the same deploy).
+	fnID := "Function"
+	if managed {
+		fnID = "ManagedFunction"
+	}
+	fn := awslambda.NewFunction(scope, jsii.String(fnID), props)
 
 	f := &function{name: name, fn: fn}
+	var target awslambda.IFunction = fn
+	if managed {
+		target = s.onCapacityProvider(scope, fn)
+	}
 	if spec.public {
-		f.url = fn.AddFunctionUrl(&awslambda.FunctionUrlOptions{
+		f.url = target.AddFunctionUrl(&awslambda.FunctionUrlOptions{
 			// Not IAM: origin access control would make browsers hash POST
 			// bodies. CloudFront's origin secret guards every URL instead.
 			AuthType:   awslambda.FunctionUrlAuthType_NONE,
@@ -211,41 +227,48 @@ func (s *stack) cors(spec fnSpec) *awslambda.FunctionUrlCorsOptions {
 }
 
 // functionRole is a role for one function: write its own log group, manage
-// its VPC network interfaces, read its own secrets. No managed policies.
-func (s *stack) functionRole(scope constructs.Construct, name string, logs awslogs.LogGroup, secrets []awssecretsmanager.ISecret) awsiam.Role {
+// its VPC network interfaces (when it runs in the VPC), read its own
+// secrets. No managed policies.
+func (s *stack) functionRole(scope constructs.Construct, name string, logs awslogs.LogGroup, secrets []awssecretsmanager.ISecret, inVPC bool) awsiam.Role {
+	policies := map[string]awsiam.PolicyDocument{
+		"logs": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{
+			Statements: &[]awsiam.PolicyStatement{
+				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+					Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+					Resources: jsii.Strings(*logs.LogGroupArn()),
+				}),
+			},
+		}),
+	}
+	if inVPC {
+		// Inline in the role itself, so the permissions exist before the
+		// function is created (Lambda checks them for a VPC function).
+		policies["vpc-network-interfaces"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{
+			Statements: &[]awsiam.PolicyStatement{
+				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+					Actions: jsii.Strings(
+						"ec2:CreateNetworkInterface",
+						"ec2:DescribeNetworkInterfaces",
+						"ec2:DescribeSubnets",
+						"ec2:DeleteNetworkInterface",
+						"ec2:AssignPrivateIpAddresses",
+						"ec2:UnassignPrivateIpAddresses",
+					),
+					Resources: jsii.Strings("*"),
+				}),
+			},
+		})
+	}
 	role := awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Execution role of the SSE " + name + " function"),
-		InlinePolicies: &map[string]awsiam.PolicyDocument{
-			// Inline in the role itself, so the permissions exist before the
-			// function is created (Lambda checks them for a VPC function).
-			"vpc-network-interfaces": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{
-				Statements: &[]awsiam.PolicyStatement{
-					awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-						Actions: jsii.Strings(
-							"ec2:CreateNetworkInterface",
-							"ec2:DescribeNetworkInterfaces",
-							"ec2:DescribeSubnets",
-							"ec2:DeleteNetworkInterface",
-							"ec2:AssignPrivateIpAddresses",
-							"ec2:UnassignPrivateIpAddresses",
-						),
-						Resources: jsii.Strings("*"),
-					}),
-				},
-			}),
-			"logs": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{
-				Statements: &[]awsiam.PolicyStatement{
-					awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-						Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
-						Resources: jsii.Strings(*logs.LogGroupArn()),
-					}),
-				},
-			}),
-		},
+		AssumedBy:      awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description:    jsii.String("Execution role of the SSE " + name + " function"),
+		InlinePolicies: &policies,
 	})
 	for _, sec := range secrets {
 		sec.GrantRead(role, nil)
+	}
+	if !inVPC {
+		return role
 	}
 	suppress(role, "AwsSolutions-IAM5",
 		"The network-interface actions Lambda needs to run a function in a VPC (the set of the AWS managed "+

@@ -93,7 +93,27 @@ var (
 		"maxStreamsPerIp":           "3",
 		"heartbeatInterval":         "20s",
 	}}
-	variants = []*variant{defaults, demo, existing}
+	// managed runs the stream function on Lambda Managed Instances, every
+	// compute setting given.
+	managed = &variant{name: "managed", context: map[string]any{
+		"streamCompute":        "managed-instances",
+		"instanceTypes":        "m7g.large, c7g.xlarge",
+		"maxVCpu":              "24",
+		"streamMaxConcurrency": 400.0,
+		"memoryPerVCpu":        "4",
+		"streamMemoryMb":       "4096",
+	}}
+	// managedExisting is managed instances in an existing VPC, with the
+	// defaults of the compute settings.
+	managedExisting = &variant{name: "managed-existing", context: map[string]any{
+		"streamCompute":   "managed-instances",
+		"vpcId":           "vpc-0abc1234def567890",
+		"subnetIds":       "subnet-0aaa1111bbb22223, subnet-0ccc3333ddd44445",
+		"securityGroupId": "sg-0123456789abcdef0",
+		"redisEndpoint":   "ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
+		"secretsEndpoint": "true",
+	}}
+	variants = []*variant{defaults, demo, existing, managed, managedExisting}
 )
 
 const existingRedisSecret = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:ingest/redis-auth-AbC123"
@@ -215,8 +235,9 @@ func (r resource) path() string {
 func (tm template) function(t *testing.T, name string) named {
 	t.Helper()
 	want := StackID + "/" + strings.ToUpper(name[:1]) + name[1:] + "/Function/Resource"
+	managed := StackID + "/" + strings.ToUpper(name[:1]) + name[1:] + "/ManagedFunction/Resource"
 	for _, r := range tm.byType("AWS::Lambda::Function") {
-		if r.path() == want {
+		if r.path() == want || r.path() == managed {
 			return r
 		}
 	}

@@ -44,6 +44,7 @@ func (s *stack) addNetwork() {
 	s.subnets = &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED}
 	for _, sn := range *vpc.IsolatedSubnets() {
 		s.subnetIDs = append(s.subnetIDs, sn.SubnetId())
+		s.subnetList = append(s.subnetList, sn)
 	}
 	s.functionSG = awsec2.NewSecurityGroup(s.st, jsii.String("FunctionsSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc:              vpc,
@@ -68,6 +69,7 @@ func (s *stack) addExistingNetwork() {
 		s.subnetIDs = append(s.subnetIDs, jsii.String(id))
 	}
 	s.subnets = &awsec2.SubnetSelection{Subnets: &subnets}
+	s.subnetList = subnets
 	s.vpcID = jsii.String(e.VpcID)
 	s.vpc = awsec2.Vpc_FromVpcAttributes(s.st, jsii.String("Vpc"), &awsec2.VpcAttributes{
 		VpcId: jsii.String(e.VpcID),
@@ -98,23 +100,35 @@ func (s *stack) addExistingNetwork() {
 // addSecretsEndpoint adds the Secrets Manager interface endpoint the
 // functions read their secrets through; only the functions may connect.
 func (s *stack) addSecretsEndpoint(vpc awsec2.IVpc) {
-	sg := awsec2.NewSecurityGroup(s.st, jsii.String("SecretsEndpointSecurityGroup"), &awsec2.SecurityGroupProps{
+	s.addEndpoint(vpc, "Secrets", "SecretsManagerEndpoint", "secretsmanager", "Secrets Manager")
+	if s.props.managed() {
+		// Managed instances ship the stream function's logs from inside the
+		// VPC (a classic function's logs leave through Lambda itself).
+		s.addEndpoint(vpc, "Logs", "CloudWatchLogsEndpoint", "logs", "CloudWatch Logs")
+	}
+}
+
+// addEndpoint adds an interface endpoint of an AWS service (com.amazonaws.
+// <region>.<service>) with private DNS, that only the functions' security
+// group may reach, on HTTPS. sgID and id are the construct ids of its
+// security group (<sgID>EndpointSecurityGroup) and of the endpoint.
+func (s *stack) addEndpoint(vpc awsec2.IVpc, sgID, id, service, title string) {
+	sg := awsec2.NewSecurityGroup(s.st, jsii.String(sgID+"EndpointSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc:              vpc,
-		Description:      jsii.String("Secrets Manager endpoint: HTTPS from the SSE functions only"),
+		Description:      jsii.String(title + " endpoint: HTTPS from the SSE functions only"),
 		AllowAllOutbound: jsii.Bool(false),
 	})
 	sg.AddIngressRule(s.functionSG, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS from the SSE functions"), nil)
-	s.functionSG.AddEgressRule(sg, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to the Secrets Manager endpoint"), nil)
-
+	s.functionSG.AddEgressRule(sg, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to the "+title+" endpoint"), nil)
 	subnetIDs := make([]any, len(s.subnetIDs))
 	for i, id := range s.subnetIDs {
 		subnetIDs[i] = id
 	}
 	// L1 on purpose: the L2 endpoint needs each subnet's AZ, which imported
 	// subnets do not have without a lookup.
-	awsec2.NewCfnVPCEndpoint(s.st, jsii.String("SecretsManagerEndpoint"), &awsec2.CfnVPCEndpointProps{
+	awsec2.NewCfnVPCEndpoint(s.st, jsii.String(id), &awsec2.CfnVPCEndpointProps{
 		VpcId:             s.vpcID,
-		ServiceName:       awscdk.Fn_Sub(jsii.String("com.amazonaws.${AWS::Region}.secretsmanager"), nil),
+		ServiceName:       awscdk.Fn_Sub(jsii.String("com.amazonaws.${AWS::Region}."+service), nil),
 		VpcEndpointType:   jsii.String("Interface"),
 		PrivateDnsEnabled: jsii.Bool(true),
 		SubnetIds:         &subnetIDs,

@@ -26,6 +26,18 @@ const (
 	DefaultAccessTokenUserClaim      = "sub"
 	DefaultRedisNodeType             = "cache.t4g.micro"
 
+	// Compute modes of the stream function (context streamCompute).
+	ComputeInvocation       = "invocation"        // one classic invocation per stream
+	ComputeManagedInstances = "managed-instances" // Lambda Managed Instances: many streams per process
+
+	// Managed-instances defaults (compute.go). An environment of 2 GiB and
+	// 1 vCPU holds 200 streams at about 35 MiB of RSS (docs/benchmarks.md).
+	DefaultManagedStreamMemoryMB = 2048
+	DefaultStreamMaxConcurrency  = 200
+	DefaultMemoryGiBPerVCpu      = 2
+	DefaultMaxVCpu               = 12 // three 2-vCPU instances, with room to double
+	MaxStreamMaxConcurrency      = 1600
+
 	// OriginReadTimeout is CloudFront's wait between two bytes from a function
 	// URL. It must stay well above the heartbeat interval, or an idle stream is
 	// cut by CloudFront (60 s is within the default quota of 120 s).
@@ -39,6 +51,10 @@ const (
 // Functions are the Lambda functions of the service, in the order the stack
 // creates them; each one's code is <AssetRoot>/bin/<name>/bootstrap.
 var Functions = []string{"stream", "ticket", "status", "health"}
+
+// DefaultInstanceTypes are the Graviton (arm64) types the capacity provider
+// may launch: general purpose and compute optimised, 2 vCPU each.
+var DefaultInstanceTypes = []string{"m7g.large", "c7g.large", "m6g.large"}
 
 // SimulatorFunction is the optional demo publisher (Props.Simulator).
 const SimulatorFunction = "simulator"
@@ -67,6 +83,16 @@ type Props struct {
 	AccessTokenSecretArn string
 	AccessTokenPublicKey string
 	AccessTokenUserClaim string // default DefaultAccessTokenUserClaim
+
+	// StreamCompute is the compute mode of the stream function:
+	// ComputeInvocation (default) or ComputeManagedInstances. Ticket,
+	// status and health stay classic in both.
+	StreamCompute string
+	// Managed instances only (compute.go).
+	InstanceTypes        []string // default DefaultInstanceTypes (arm64 only)
+	MaxVCpu              int      // the capacity provider's ceiling; default DefaultMaxVCpu
+	StreamMaxConcurrency int      // streams per execution environment; default DefaultStreamMaxConcurrency
+	MemoryGiBPerVCpu     int      // 2, 4 or 8; default DefaultMemoryGiBPerVCpu
 
 	// Simulator adds the demo publisher, run every minute by EventBridge.
 	Simulator bool
@@ -145,6 +171,31 @@ var logRetention = map[int]awslogs.RetentionDays{
 
 // withDefaults returns p with every unset optional field set to its default.
 func (p Props) withDefaults() Props {
+	if p.StreamCompute == "" {
+		p.StreamCompute = ComputeInvocation
+	}
+	if p.StreamCompute == ComputeManagedInstances {
+		if p.StreamMemoryMB == 0 {
+			p.StreamMemoryMB = DefaultManagedStreamMemoryMB
+		}
+		if len(p.InstanceTypes) == 0 {
+			p.InstanceTypes = DefaultInstanceTypes
+		}
+		if p.MaxVCpu == 0 {
+			p.MaxVCpu = DefaultMaxVCpu
+		}
+		if p.StreamMaxConcurrency == 0 {
+			p.StreamMaxConcurrency = DefaultStreamMaxConcurrency
+		}
+		if p.MemoryGiBPerVCpu == 0 {
+			p.MemoryGiBPerVCpu = DefaultMemoryGiBPerVCpu
+		}
+		if p.StreamReservedConcurrency == 0 {
+			// No reserved concurrency on a capacity provider: the limit the
+			// concurrency alarm watches is the provider's ceiling instead.
+			p.StreamReservedConcurrency = p.managedStreamCeiling()
+		}
+	}
 	if p.StreamMemoryMB == 0 {
 		p.StreamMemoryMB = DefaultStreamMemoryMB
 	}
@@ -189,13 +240,14 @@ func (p Props) Validate() error {
 			bad("dashboardOrigins: %q: %v", o, err)
 		}
 	}
-	// Lambda memory is 128..10240 MB.
-	if p.StreamMemoryMB < 128 || p.StreamMemoryMB > 10240 {
+	// Lambda memory is 128..10240 MB (managed instances: validateCompute).
+	if p.StreamCompute != ComputeManagedInstances && (p.StreamMemoryMB < 128 || p.StreamMemoryMB > 10240) {
 		bad("streamMemoryMb: %d is outside 128..10240", p.StreamMemoryMB)
 	}
 	if p.StreamReservedConcurrency < 1 {
 		bad("streamReservedConcurrency: %d must be at least 1", p.StreamReservedConcurrency)
 	}
+	errs = append(errs, p.validateCompute()...)
 	// CloudFront cuts an origin that sends nothing for OriginReadTimeout; two
 	// heartbeats per timeout leave room for one late or lost write.
 	if p.HeartbeatInterval < time.Second || p.HeartbeatInterval > OriginReadTimeout/2 {
@@ -328,6 +380,7 @@ var ContextKeys = []string{
 	"redisNodeType", "redisSingleNode", "redisClientSecurityGroupIds",
 	"vpcId", "subnetIds", "securityGroupId", "redisEndpoint", "redisPlaintext",
 	"redisAuthSecretArn", "secretsEndpoint",
+	"streamCompute", "instanceTypes", "maxVCpu", "streamMaxConcurrency", "memoryPerVCpu",
 }
 
 // PropsFromContext builds Props from CDK context values. get returns nil for
@@ -356,6 +409,11 @@ func PropsFromContext(get func(key string) any) (Props, error) {
 		RedisNodeType:               c.str("redisNodeType"),
 		RedisSingleNode:             c.boolean("redisSingleNode"),
 		RedisClientSecurityGroupIDs: c.list("redisClientSecurityGroupIds"),
+		StreamCompute:               c.str("streamCompute"),
+		InstanceTypes:               c.list("instanceTypes"),
+		MaxVCpu:                     c.integer("maxVCpu"),
+		StreamMaxConcurrency:        c.integer("streamMaxConcurrency"),
+		MemoryGiBPerVCpu:            c.integer("memoryPerVCpu"),
 	}
 	existingKeys := []string{"vpcId", "subnetIds", "securityGroupId", "redisEndpoint", "redisPlaintext", "redisAuthSecretArn", "secretsEndpoint"}
 	for _, k := range existingKeys {

@@ -55,6 +55,7 @@ type stack struct {
 	vpcID      *string
 	subnets    *awsec2.SubnetSelection
 	subnetIDs  []*string
+	subnetList []awsec2.ISubnet // the same subnets
 	functionSG awsec2.ISecurityGroup
 
 	// redis

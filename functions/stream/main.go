@@ -1,16 +1,16 @@
 // Command stream is the Lambda behind the RESPONSE_STREAM function URL: it
 // serves GET /sse/stream and GET /sse/alerts, one SSE stream per
-// invocation.
+// invocation. The same binary serves many invocations at once on Lambda
+// Managed Instances (AWS_LAMBDA_MAX_CONCURRENCY), all on one Redis
+// subscription.
 package main
 
 import (
-	"github.com/aws/aws-lambda-go/lambdaurl"
-
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
 )
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
-	lambdaurl.Start(a.Mux("/sse/stream", "/sse/alerts"))
+	a.StartStream(a.Mux("/sse/stream", "/sse/alerts"))
 }

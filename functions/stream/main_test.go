@@ -308,7 +308,7 @@ type env struct {
 	vars    []string
 }
 
-func newEnv(t *testing.T, extra ...string) env {
+func newEnv(t testing.TB, extra ...string) env {
 	t.Helper()
 	rdb, prefix := redistest.Client(t)
 	keys := config.DefaultKeys().WithPrefix(prefix)

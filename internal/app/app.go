@@ -118,7 +118,7 @@ func NewRedis(cfg config.Config) (*redis.Client, error) {
 	opt.DialTimeout = 3 * time.Second
 	opt.ReadTimeout = 3 * time.Second
 	opt.WriteTimeout = 3 * time.Second
-	opt.PoolSize = 10
+	opt.PoolSize = PoolSize(cfg.MaxConcurrency)
 	opt.MinIdleConns = 1
 	// Connections of a frozen Lambda go stale; never keep one for long.
 	opt.ConnMaxIdleTime = 4 * time.Minute
@@ -127,6 +127,16 @@ func NewRedis(cfg config.Config) (*redis.Client, error) {
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return redis.NewClient(opt), nil
 }
+
+// PoolSize is the Redis connection pool of a process serving n
+// invocations at once (the pub/sub connection is apart from it). Each
+// stream uses a pooled connection only for moments: admission, a renewal
+// per heartbeat, the release. The pool is sized for the burst, n streams
+// connecting in the same second after a deploy or a rotation wave, not
+// for n at once: 10 (a classic environment) plus one per 8 concurrent
+// invocations, at most 64, so that a few environments stay far below
+// Redis's maxclients.
+func PoolSize(n int) int { return min(10+max(n-1, 0)/8, 64) }
 
 // New assembles the app around a Redis client. clock nil means real time.
 func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork.Clock) (*App, error) {

@@ -32,6 +32,9 @@ const (
 	DefaultRotationWindow      = 60 * time.Second
 	PolicyEvictOldest          = "evict-oldest"
 	PolicyReject               = "reject"
+	// MaxConcurrencyLimit is the platform's largest per-environment
+	// concurrency of Lambda Managed Instances.
+	MaxConcurrencyLimit = 1600
 )
 
 // Keys holds the Redis channel names and key patterns. Patterns contain
@@ -122,6 +125,11 @@ type Config struct {
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Keys     Keys
+
+	// MaxConcurrency is AWS_LAMBDA_MAX_CONCURRENCY, which Lambda Managed
+	// Instances sets: how many invocations one process serves at once
+	// (aws-lambda-go runs that many runtime loops). 1 when unset.
+	MaxConcurrency int
 }
 
 // Secret is a configured secret: its value, or the ARN to read it from.
@@ -169,6 +177,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RotationWindow:        p.duration("STREAM_ROTATION_WINDOW", DefaultRotationWindow, 0, 10*time.Minute),
 		LogLevel:              p.level("LOG_LEVEL"),
 		Keys:                  p.keys(),
+		MaxConcurrency:        p.integer("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, MaxConcurrencyLimit),
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {

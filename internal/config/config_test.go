@@ -25,7 +25,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.HeartbeatInterval != 25*time.Second || c.RealtimeMinInterval != time.Second ||
 		c.MaxDevicesPerStream != 10 || c.MaxAlertStreams != 1 || c.MaxDataStreams != 1 ||
 		c.MaxStreamsPerIP != 5 || c.ConnectionLimitPolicy != "evict-oldest" ||
-		c.StreamMaxDuration != 0 || c.AccessTokenUserClaim != "sub" {
+		c.StreamMaxDuration != 0 || c.AccessTokenUserClaim != "sub" || c.MaxConcurrency != 1 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.Keys != DefaultKeys() {
@@ -61,6 +61,7 @@ func TestLoadValues(t *testing.T) {
 		"LOG_LEVEL":                  "debug",
 		"REDIS_CHANNEL_ALERTS":       "x:alerts",
 		"REDIS_USER_DEVICES_KEY":     "owners:{userId}",
+		"AWS_LAMBDA_MAX_CONCURRENCY": "200",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ func TestLoadValues(t *testing.T) {
 		c.HeartbeatInterval != 10*time.Second || c.RealtimeMinInterval != 250*time.Millisecond ||
 		c.MaxDevicesPerStream != 3 || c.MaxAlertStreams != 2 || c.MaxDataStreams != 4 || c.MaxStreamsPerIP != 9 ||
 		c.ConnectionLimitPolicy != "reject" || c.StreamMaxDuration != 90*time.Second || c.LogLevel.String() != "DEBUG" ||
-		c.Keys.ChannelAlerts != "x:alerts" || c.Keys.UserDevices("1") != "owners:1" {
+		c.Keys.ChannelAlerts != "x:alerts" || c.Keys.UserDevices("1") != "owners:1" || c.MaxConcurrency != 200 {
 		t.Fatalf("%+v", c)
 	}
 	if fmt.Sprint(c.CORSAllowedOrigins) != "[https://dash.example.com http://localhost:5173]" {
@@ -83,25 +84,27 @@ func TestLoadValues(t *testing.T) {
 func TestLoadReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	_, err := Load(env(map[string]string{
-		"REDIS_URL":                 "http://x",
-		"ACCESS_TOKEN_SECRET":       "a",
-		"ACCESS_TOKEN_PUBLIC_KEY":   "b",
-		"STREAM_TICKET_SECRET":      "x",
-		"STREAM_TICKET_SECRET_ARN":  "arn:x",
-		"HEARTBEAT_INTERVAL":        "soon",
-		"MAX_DEVICES_PER_STREAM":    "0",
-		"CONNECTION_LIMIT_POLICY":   "random",
-		"CORS_ALLOWED_ORIGINS":      "*,ftp://x",
-		"LOG_LEVEL":                 "loud",
-		"REDIS_STATUS_KEY":          "machine:status",
-		"MAX_DATA_STREAMS_PER_USER": "two",
+		"REDIS_URL":                  "http://x",
+		"ACCESS_TOKEN_SECRET":        "a",
+		"ACCESS_TOKEN_PUBLIC_KEY":    "b",
+		"STREAM_TICKET_SECRET":       "x",
+		"STREAM_TICKET_SECRET_ARN":   "arn:x",
+		"HEARTBEAT_INTERVAL":         "soon",
+		"MAX_DEVICES_PER_STREAM":     "0",
+		"CONNECTION_LIMIT_POLICY":    "random",
+		"CORS_ALLOWED_ORIGINS":       "*,ftp://x",
+		"LOG_LEVEL":                  "loud",
+		"REDIS_STATUS_KEY":           "machine:status",
+		"MAX_DATA_STREAMS_PER_USER":  "two",
+		"AWS_LAMBDA_MAX_CONCURRENCY": "1601",
 	}))
 	if err == nil {
 		t.Fatal("want error")
 	}
 	for _, name := range []string{"REDIS_URL", "ACCESS_TOKEN_SECRET and ACCESS_TOKEN_PUBLIC_KEY",
 		"STREAM_TICKET_SECRET and STREAM_TICKET_SECRET_ARN", "HEARTBEAT_INTERVAL", "MAX_DEVICES_PER_STREAM",
-		"CONNECTION_LIMIT_POLICY", `"*"`, "ftp://x", "LOG_LEVEL", "REDIS_STATUS_KEY", "MAX_DATA_STREAMS_PER_USER"} {
+		"CONNECTION_LIMIT_POLICY", `"*"`, "ftp://x", "LOG_LEVEL", "REDIS_STATUS_KEY", "MAX_DATA_STREAMS_PER_USER",
+		"AWS_LAMBDA_MAX_CONCURRENCY"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not mention %s:\n%v", name, err)
 		}

@@ -334,4 +334,7 @@ func (g *gate) ch(name string) chan struct{} {
 	return c
 }
 
-func (g *gate) Release(i int) { close(g.ch(strconv.Itoa(i))) }
+func (g *gate) Release(i int) { g.Open(strconv.Itoa(i)) }
+
+// Open releases the waits on <URL>/<name>.
+func (g *gate) Open(name string) { close(g.ch(name)) }

@@ -82,6 +82,11 @@ func Run(t testing.TB, bin string, rt *Runtime, env ...string) *Process {
 	p.cmd = exec.Command(bin)
 	p.cmd.Dir = filepath.Dir(bin)
 	p.cmd.Env = append(lambdaEnv(rt.Addr(), p.cmd.Dir), env...)
+	if n := rt.Concurrency(); n > 1 {
+		// What Lambda Managed Instances sets: aws-lambda-go then runs n
+		// runtime loops in the process.
+		p.cmd.Env = append(p.cmd.Env, "AWS_LAMBDA_MAX_CONCURRENCY="+strconv.Itoa(n))
+	}
 	p.cmd.Stdout = &p.logs
 	p.cmd.Stderr = &p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -171,6 +176,42 @@ func (p *Process) Stop() (string, error) {
 	case <-time.After(10 * time.Second):
 		return p.Logs(), fmt.Errorf("lambdatest: process %d did not exit after SIGKILL", p.Pid())
 	}
+}
+
+// Signal sends sig to the process (syscall.SIGTERM: what Lambda sends
+// before it ends an environment, when it does).
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat: fixed at 100
+// for user space on Linux, whatever the kernel's own tick.
+const userHZ = 100
+
+// CPU returns the CPU time (user + system, every thread) the process has
+// used so far, from /proc (Linux only), in steps of 10 ms.
+func (p *Process) CPU() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return 0, fmt.Errorf("lambdatest: cpu: %w", err)
+	}
+	// The command name (field 2) may hold spaces: count fields after ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("lambdatest: cpu: unexpected stat %q", b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("lambdatest: cpu: unexpected stat %q", b)
+	}
+	// After ")": state is field 3, so utime (14) and stime (15) are f[11], f[12].
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("lambdatest: cpu: %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
 // Exited is closed when the process has exited.

@@ -13,11 +13,18 @@
 // .../invocation/<id>/error and POST /2018-06-01/runtime/init/error report
 // failures.
 //
+// With MaxConcurrency(n) it serves as the API of a Lambda Managed Instances
+// environment does with AWS_LAMBDA_MAX_CONCURRENCY=n (which Run then sets):
+// up to n GET next outstanding at once, each answered with its own
+// invocation, request id and deadline, and the responses streamed
+// concurrently. Without it n is 1, the classic one-at-a-time environment.
+//
 // Invariants: a response body is read as it arrives and every Read is handed
 // to the test at once with its arrival time, never held until the response
 // ends; GET next blocks while nothing is queued, until the test ends; every
 // wait of the API takes a context; anything the function sends that the
-// real API would refuse fails the test at its end.
+// real API would refuse (among it more invocations at once, outstanding GET
+// next included, than its concurrency) fails the test at its end.
 package lambdatest
 
 import (
@@ -30,12 +37,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,7 +68,7 @@ const (
 	TrailerErrorBody   = "Lambda-Runtime-Function-Error-Body"
 
 	api        = "/2018-06-01/runtime/"
-	maxQueued  = 64
+	maxQueued  = 4096    // invocations waiting for a GET next
 	maxPrelude = 1 << 20 // a prelude is headers and cookies; more is a broken stream
 	maxError   = 1 << 20
 )
@@ -83,10 +92,17 @@ var (
 
 // Runtime is a fake Lambda Runtime API on a loopback port.
 type Runtime struct {
-	t     testing.TB
-	srv   *httptest.Server
-	queue chan *Invocation
-	done  chan struct{}
+	t           testing.TB
+	srv         *httptest.Server
+	queue       chan *Invocation
+	done        chan struct{}
+	concurrency int
+
+	// busy counts the function's runtime loops that are not free: those
+	// waiting in GET next and those holding an invocation without a
+	// complete result. A runtime honouring its concurrency never has more
+	// than that many.
+	busy atomic.Int64
 
 	mu       sync.Mutex
 	invs     map[string]*Invocation
@@ -95,16 +111,31 @@ type Runtime struct {
 	problems []string
 }
 
+// Option configures a Runtime.
+type Option func(*Runtime)
+
+// MaxConcurrency makes the fake the Runtime API of a Lambda Managed
+// Instances environment whose function runs n invocations at once
+// (AWS_LAMBDA_MAX_CONCURRENCY=n): n GET next may be outstanding, and as
+// many responses stream at the same time.
+func MaxConcurrency(n int) Option {
+	return func(rt *Runtime) { rt.concurrency = max(n, 1) }
+}
+
 // Start serves a fake Runtime API until the test ends. Start it before the
 // process that uses it (Run), so that the process is stopped first.
-func Start(t testing.TB) *Runtime {
+func Start(t testing.TB, opts ...Option) *Runtime {
 	t.Helper()
 	rt := &Runtime{
-		t:       t,
-		queue:   make(chan *Invocation, maxQueued),
-		done:    make(chan struct{}),
-		invs:    make(map[string]*Invocation),
-		changed: make(chan struct{}),
+		t:           t,
+		queue:       make(chan *Invocation, maxQueued),
+		done:        make(chan struct{}),
+		concurrency: 1,
+		invs:        make(map[string]*Invocation),
+		changed:     make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(rt)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api+"invocation/next", rt.next)
@@ -115,7 +146,13 @@ func Start(t testing.TB) *Runtime {
 		rt.problem("unexpected request %s %s", r.Method, r.URL.Path)
 		apiError(w, http.StatusNotFound, "UnknownPath", "no such Runtime API path")
 	})
-	rt.srv = httptest.NewServer(mux)
+	rt.srv = httptest.NewUnstartedServer(mux)
+	// Each request knows its connection, so that a test can break one
+	// response (Invocation.Cut) and no other.
+	rt.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	rt.srv.Start()
 	t.Cleanup(rt.close)
 	return rt
 }
@@ -125,6 +162,16 @@ func (rt *Runtime) Addr() string { return strings.TrimPrefix(rt.srv.URL, "http:/
 
 // URL is the API's base URL ("http://host:port").
 func (rt *Runtime) URL() string { return rt.srv.URL }
+
+// Concurrency is the number of invocations the API hands out at once.
+func (rt *Runtime) Concurrency() int { return rt.concurrency }
+
+// Busy is the number of the function's runtime loops that are waiting in
+// GET next or hold an invocation without a complete result. A process
+// that has started and is idle has Concurrency of them, all waiting.
+func (rt *Runtime) Busy() int { return int(rt.busy.Load()) }
+
+type connKey struct{}
 
 // Invoke queues an event for the function; its deadline is what
 // ctx.Deadline() says inside the handler. The next GET next takes it.
@@ -215,7 +262,7 @@ func (rt *Runtime) lookup(w http.ResponseWriter, r *http.Request) *Invocation {
 		apiError(w, http.StatusBadRequest, "InvalidRequestID", "unknown request id")
 		return nil
 	}
-	if !inv.post(r) {
+	if !inv.post(r, r.Context().Value(connKey{}).(net.Conn)) {
 		rt.problem("second result for request id %q (%s)", id, r.URL.Path)
 		apiError(w, http.StatusBadRequest, "InvalidStateTransition", "invocation already has a result")
 		return nil
@@ -224,18 +271,27 @@ func (rt *Runtime) lookup(w http.ResponseWriter, r *http.Request) *Invocation {
 }
 
 // next hands out the next queued event, blocking while there is none.
+// A GET next also says that the loop calling it finished its previous
+// invocation, so loops waiting here plus invocations without a complete
+// result never exceed the concurrency.
 func (rt *Runtime) next(w http.ResponseWriter, r *http.Request) {
+	if n := rt.busy.Add(1); n > int64(rt.concurrency) {
+		rt.problem("%d runtime loops busy at once (GET next outstanding or invocations without a result), concurrency is %d", n, rt.concurrency)
+	}
 	var inv *Invocation
 	select {
 	case inv = <-rt.queue:
 	case <-r.Context().Done():
+		rt.busy.Add(-1)
 		return
 	case <-rt.done:
+		rt.busy.Add(-1)
 		// The library exits on a failed next: what a test's end should do.
 		apiError(w, http.StatusInternalServerError, "ServiceException", "runtime API stopped")
 		return
 	}
-	inv.fetched()
+	// The loop stays busy: with this invocation until its result is in.
+	inv.fetched(&rt.busy)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set(HeaderRequestID, inv.ID)
@@ -476,9 +532,26 @@ type Invocation struct {
 	posted   bool
 	errPost  bool // the result came to the error endpoint
 	ended    bool
-	pending  []byte // prelude bytes so far
-	badPre   error  // the prelude did not parse
-	consumed int    // chunks handed out by Next
+	pending  []byte        // prelude bytes so far
+	badPre   error         // the prelude did not parse
+	consumed int           // chunks handed out by Next
+	busy     *atomic.Int64 // the runtime's busy loops, once fetched
+	conn     net.Conn      // the connection the result arrives on
+}
+
+// Cut breaks the connection this invocation's result is arriving on, as
+// when the far end of one response goes away: the body read ends with an
+// error (ReadErr, and Next's ErrBrokenOff), and the function's POST fails.
+// Other invocations, on their own connections, are not touched. It fails
+// when the function has not begun its result yet.
+func (inv *Invocation) Cut() error {
+	inv.mu.Lock()
+	c := inv.conn
+	inv.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("lambdatest: Cut %s: no result arriving yet", inv.ID)
+	}
+	return c.Close()
 }
 
 // Done is closed when the result is complete (or the test ended).
@@ -613,21 +686,23 @@ func (inv *Invocation) notify() {
 	inv.changed = make(chan struct{})
 }
 
-func (inv *Invocation) fetched() {
+func (inv *Invocation) fetched(busy *atomic.Int64) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	inv.res.Fetched = time.Now()
+	inv.busy = busy
 	inv.notify()
 }
 
 // post starts the result; false if there already is one.
-func (inv *Invocation) post(r *http.Request) bool {
+func (inv *Invocation) post(r *http.Request, conn net.Conn) bool {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if inv.posted {
 		return false
 	}
 	inv.posted = true
+	inv.conn = conn
 	inv.res.Posted = time.Now()
 	inv.res.Path = r.URL.Path
 	inv.errPost = strings.HasSuffix(r.URL.Path, "/error")
@@ -683,6 +758,9 @@ func (inv *Invocation) finish(trailer http.Header, fe *FunctionError, readErr er
 		return
 	}
 	inv.ended = true
+	if inv.busy != nil {
+		inv.busy.Add(-1) // its loop is free once the result is in
+	}
 	inv.res.Finished = time.Now()
 	inv.res.Trailer = trailer
 	inv.res.Err = fe

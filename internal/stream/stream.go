@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
@@ -257,7 +258,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
 		},
-		log:     h.d.Log.With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
 		history: history,
 	}
 	req := registry.Request{
@@ -347,6 +348,17 @@ func (h *Handler) notifyEvicted(ctx context.Context, ids []string) {
 			h.d.Log.Warn("eviction notice failed", slog.String("err", err.Error()))
 		}
 	}
+}
+
+// invocationLog returns log with the Lambda request id of ctx, as
+// lambdacontext.NewLogger adds it ("requestId"), when ctx is an
+// invocation's. One process may serve many invocations at once (Lambda
+// Managed Instances), so a stream's lines must say which one they are of.
+func invocationLog(ctx context.Context, log *slog.Logger) *slog.Logger {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return log.With(slog.String("requestId", lc.AwsRequestID))
+	}
+	return log
 }
 
 func deviceMessage(err error, max int) string {
