@@ -490,6 +490,7 @@ class Client {
     this.role = 'pending';
     /** A ticket got before the election. @type {{purpose: string, ticket: string, at: number} | null} */
     this.early = null;
+    this.pendingReason = ''; // why the election waits
     this.leaderId = '';
     this.leaderAt = -Infinity;
     /** Leader: the other tabs. @type {Map<string, {devices: string[], visible: boolean, at: number}>} */
@@ -552,7 +553,8 @@ class Client {
    * Tabs share streams only with tabs of the same user: the first ticket's
    * subject (a ticket is a JWT; nothing is verified here, the server does)
    * joins the scope, so a tab of another user on the same origin never
-   * gets this user's events. Without a ticket the tab does not share.
+   * gets this user's events. Until a ticket comes, the tab waits (backing
+   * off): leading alone would supersede its own tabs' streams.
    */
   async elect() {
     const { BroadcastChannel: BC, locks } = this.env;
@@ -561,19 +563,25 @@ class Client {
       return;
     }
     const purpose = this.opts.alerts ? 'alerts' : 'data';
-    let user;
-    try {
-      const t = await this.ticket(purpose);
-      this.early = { purpose, ticket: t, at: this.env.now() };
-      user = subject(t);
-    } catch {
-      user = undefined;
+    let user = '';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const t = await this.ticket(purpose);
+        this.early = { purpose, ticket: t, at: this.env.now() };
+        user = subject(t);
+        break;
+      } catch (e) {
+        if (this.closed) return;
+        const o = this.opts;
+        const ms = Math.floor(this.env.random() * Math.min(o.backoffCap, o.backoffBase * 2 ** attempt));
+        this.pendingReason = `ticket: ${message(e)}; retry in ${Math.round(ms / 100) / 10} s`;
+        this.changed();
+        await new Promise((r) => { this.timers.push(this.env.setTimeout(r, ms)); });
+      }
+      if (this.closed) return;
     }
     if (this.closed) return;
-    if (user === undefined) {
-      this.lead();
-      return;
-    }
+    this.pendingReason = '';
     const name = `machinedash-sse:${this.base}:${this.opts.scope}:${user}`;
     this.channel = new BC(name);
     this.channel.onmessage = (/** @type {MessageEvent} */ e) => this.message(e.data);
@@ -831,7 +839,7 @@ class Client {
     for (const p of PURPOSES) {
       if (p === 'alerts' && !this.opts.alerts) continue;
       if (p === 'data' && this.devices.length === 0) continue;
-      out[p] = this.remote[p] || { state: 'connecting', reason: 'waiting for the tab that holds the streams' };
+      out[p] = this.remote[p] || { state: 'connecting', reason: this.pendingReason || 'waiting for the tab that holds the streams' };
     }
     return out;
   }

@@ -495,3 +495,23 @@ test('tabs of different users on one origin never share streams', async () => {
   one.close();
   two.close();
 });
+
+test('tabs: no ticket yet, no election: the tab retries with backoff instead of leading alone', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  let fail = 2;
+  const c = connect({
+    baseUrl: 'http://svc.test', env: fakeEnv(clock, server, shared),
+    getTicket: async () => { if (fail-- > 0) throw new Error('503 from the ticket endpoint'); return jwt('1'); },
+  });
+  await settle();
+  assert.equal(c.state.state, 'connecting');
+  assert.match(c.state.reason, /^ticket: 503 from the ticket endpoint; retry in 0.5 s/);
+  assert.equal(server.calls.length, 0, 'no stream before the tab knows its user');
+  await clock.advance(500 + 1000); // two backoffs (random 0.5)
+  await clock.advance(200);
+  assert.equal(c.state.role, 'leader');
+  assert.equal(server.calls.length, 1);
+  c.close();
+});
