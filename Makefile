@@ -7,30 +7,35 @@ GO_TEST     ?= go test -race -count=1
 CDK_VERSION := 2.1148.1
 CDK         := .cdk/node_modules/.bin/cdk
 
-.PHONY: build test test-go test-js test-infra dev bench fuzz lint synth deploy smoke clean
+.PHONY: help build test test-go test-js test-infra dev bench fuzz lint synth deploy smoke clean
 
-build: $(FUNCTIONS:%=bin/%/bootstrap)
+# `make` alone lists the targets: each documented one carries a `## what it
+# does` comment on its rule line (README's table of targets is checked
+# against these by a Go test).
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  make %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: $(FUNCTIONS:%=bin/%/bootstrap) ## bin/<fn>/bootstrap for linux/arm64 (the Lambda binaries)
 
 bin/%/bootstrap: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build $(GOFLAGS_FN) -o $@ ./functions/$*
 
-test: test-go test-js test-infra
+test: test-go test-js test-infra ## every test: Go with -race, the browser client with node --test, then the CDK tests in infra/ (without -race)
 
-test-go:
+test-go: ## the root module's tests with -race
 	$(GO_TEST) ./...
 
-# The browser client's parser and state machine (Node's own test runner).
-test-js:
+test-js: ## the browser client's parser and state machine (Node's own test runner)
 	node --test internal/jsclient/
 
-test-infra:
+test-infra: ## the CDK tests in infra/ (needs node; run without -race)
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 go test -count=1 ./...
 
 # make dev DEV_FLAGS='-max-stream 30s -alert-every 10s'
-dev:
+dev: ## the local server (DEV_FLAGS='-h' lists its flags and environment)
 	go run ./functions/local $(DEV_FLAGS)
 
-bench:
+bench: ## benchmarks, including the fan-out targets (docs/benchmarks.md)
 	go test -run '^$$' -bench . -benchmem ./...
 
 # Each fuzz target for FUZZTIME (go test fuzzes one target at a time).
@@ -38,12 +43,12 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := internal/sse:FuzzEncode internal/sse:FuzzComment internal/access:FuzzUserID \
 	internal/ticket:FuzzParse internal/pubsub:FuzzParse internal/device:FuzzParseQuery \
 	internal/stream:FuzzParseCursor
-fuzz:
+fuzz: ## every fuzz target for FUZZTIME (30s) each
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $$t"; go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; done
 
 # gofmt only our files: .cdk/node_modules ships .go templates that are not Go.
-lint:
+lint: ## gofmt and go vet, both modules
 	@test -z "$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go') | tee /dev/stderr)" || \
 		(echo 'gofmt: files above need formatting' && exit 1)
 	go vet ./...
@@ -52,20 +57,20 @@ lint:
 $(CDK):
 	mkdir -p .cdk && cd .cdk && npm install --no-audit --no-fund --silent aws-cdk@$(CDK_VERSION)
 
-synth: build $(CDK)
+synth: build $(CDK) ## synthesize the CDK app into cdk.out/ (infra/README.md)
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(CDK) synth --quiet $(CDK_ARGS)
 	@grep -q '"InvokeMode": "RESPONSE_STREAM"' cdk.out/MachineSse.template.json || \
 		(echo 'synth: cdk.out/MachineSse.template.json is missing or has no streaming function URL' >&2; exit 1)
 
-deploy: build $(CDK)
+deploy: build $(CDK) ## deploy the CDK app (infra/README.md)
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(CDK) deploy $(CDK_ARGS)
 
 # After a deploy: make smoke URL=https://<distribution> TOKEN=<access token> DEVICE=<deviceId>
 # (the token goes to the command through its environment, not its arguments).
-smoke:
+smoke: ## check a deployment through the edge: make smoke URL=... TOKEN=... DEVICE=...
 	@SMOKE_TOKEN='$(TOKEN)' go run ./functions/smoke -url '$(URL)' -device '$(DEVICE)' $(SMOKE_FLAGS)
 
-clean:
+clean: ## remove bin/ and cdk.out/
 	rm -rf bin cdk.out
 
 FORCE:

@@ -27,6 +27,14 @@ func Build(app awscdk.App) error {
 	if _, err := NewStack(app, StackID, props); err != nil {
 		return err
 	}
+	// The us-east-1 parts (regional.go), validated with the rest above.
+	props = props.withDefaults()
+	if props.Ops.WAF {
+		NewWafStack(app, props)
+	}
+	if props.Ops.DistributionID != "" {
+		NewEdgeStack(app, props)
+	}
 	AddChecks(app)
 	return nil
 }

@@ -106,10 +106,14 @@ func TestManagedInstances(t *testing.T) {
 		if len(dist) != 1 || !strings.Contains(asJSON(dist[0].Properties), `"`+streamURL+`"`) {
 			t.Errorf("%s: the distribution does not use the streaming URL %s", v.name, streamURL)
 		}
-		// The invoke permission of a NONE-auth URL is on the alias.
+		// The invoke permission is on the alias: CloudFront's (origin
+		// access control, AWS_IAM) names the alias URL's function ARN,
+		// which carries the qualifier.
 		found := false
 		for _, perm := range v.json.byType("AWS::Lambda::Permission") {
-			if perm.Properties["Action"] == "lambda:InvokeFunctionUrl" && ref(perm.Properties["FunctionName"]) == aliases[0].id {
+			fn := perm.Properties["FunctionName"]
+			if perm.Properties["Action"] == "lambda:InvokeFunctionUrl" &&
+				(ref(fn) == aliases[0].id || asJSON(fn) == `{"Fn::GetAtt":["`+streamURL+`","FunctionArn"]}`) {
 				found = true
 			}
 		}

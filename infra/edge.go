@@ -5,6 +5,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfrontorigins"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -33,6 +34,35 @@ func Routes() []Route {
 	}
 }
 
+// GetOnly reports whether every route of a function is GET-only: those
+// functions sit behind origin access control (function URL auth AWS_IAM).
+// The others (POST /sse/stream-ticket) keep auth NONE and the origin
+// secret: with AWS_IAM a POST must carry the SHA-256 of its body, which a
+// browser does not send.
+func GetOnly(fn string) bool {
+	found := false
+	for _, r := range Routes() {
+		if r.Function != fn {
+			continue
+		}
+		found = true
+		for _, m := range *r.Methods.Methods() {
+			if *m != "GET" && *m != "HEAD" && *m != "OPTIONS" {
+				return false
+			}
+		}
+	}
+	return found
+}
+
+// urlAuth is the auth type of a function's URL (see GetOnly).
+func urlAuth(fn string) awslambda.FunctionUrlAuthType {
+	if GetOnly(fn) {
+		return awslambda.FunctionUrlAuthType_AWS_IAM
+	}
+	return awslambda.FunctionUrlAuthType_NONE
+}
+
 // CloudFront can cache these error statuses on its own (the error caching
 // minimum TTL, 10 s by default), and the cache key here is the path alone:
 // one user's 403 must never reach another. The TTL is set to 0 for each.
@@ -57,18 +87,29 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 		if o, ok := origins[fn]; ok {
 			return o
 		}
-		o := awscloudfrontorigins.NewFunctionUrlOrigin(s.functions[fn].url, &awscloudfrontorigins.FunctionUrlOriginProps{
-			// Between two bytes from the origin; the stream sends a
-			// heartbeat every HEARTBEAT_INTERVAL (Validate keeps it <= half).
-			ReadTimeout:        awscdk.Duration_Seconds(jsii.Number(OriginReadTimeout.Seconds())),
-			ConnectionTimeout:  awscdk.Duration_Seconds(jsii.Number(5)),
-			ConnectionAttempts: jsii.Number(3),
-			CustomHeaders: &map[string]*string{
-				// Resolved by CloudFormation at deploy time (a dynamic
-				// reference); the template never holds the value.
-				OriginVerifyHeader: s.originVerifySecret.SecretValue().UnsafeUnwrap(),
-			},
-		})
+		// Between two bytes from the origin; the stream sends a heartbeat
+		// every HEARTBEAT_INTERVAL (Validate keeps it <= half).
+		read := awscdk.Duration_Seconds(jsii.Number(OriginReadTimeout.Seconds()))
+		connect := awscdk.Duration_Seconds(jsii.Number(5))
+		headers := &map[string]*string{
+			// Resolved by CloudFormation at deploy time (a dynamic
+			// reference); the template never holds the value. Kept on the
+			// signed origins too: the functions check it everywhere.
+			OriginVerifyHeader: s.originVerifySecret.SecretValue().UnsafeUnwrap(),
+		}
+		var o awscloudfront.IOrigin
+		if GetOnly(fn) {
+			// Origin access control: CloudFront signs each request and the
+			// URL (AWS_IAM) answers nothing else, so a flood sent straight
+			// to the URL is refused by Lambda before any execution starts.
+			o = awscloudfrontorigins.FunctionUrlOrigin_WithOriginAccessControl(s.functions[fn].url, &awscloudfrontorigins.FunctionUrlOriginWithOACProps{
+				ReadTimeout: read, ConnectionTimeout: connect, ConnectionAttempts: jsii.Number(3), CustomHeaders: headers,
+			})
+		} else {
+			o = awscloudfrontorigins.NewFunctionUrlOrigin(s.functions[fn].url, &awscloudfrontorigins.FunctionUrlOriginProps{
+				ReadTimeout: read, ConnectionTimeout: connect, ConnectionAttempts: jsii.Number(3), CustomHeaders: headers,
+			})
+		}
 		origins[fn] = o
 		return o
 	}
@@ -127,8 +168,8 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 		HttpVersion: awscloudfront.HttpVersion_HTTP2_AND_3,
 		EnableIpv6:  jsii.Bool(true),
 		PriceClass:  awscloudfront.PriceClass_PRICE_CLASS_100,
-		// Standard logs would record every ?ticket= in clear: see the
-		// AwsSolutions-CFR3 suppression.
+		// Legacy standard logs would record every ?ticket= in clear; the
+		// edge stack's v2 logs leave it out (AwsSolutions-CFR3 below).
 		EnableLogging: jsii.Bool(false),
 	}
 	if s.props.DomainName != "" {
@@ -142,9 +183,12 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 		props.WebAclId = jsii.String(s.props.WebACLArn)
 	}
 	dist := awscloudfront.NewDistribution(s.st, jsii.String("Distribution"), props)
-	suppress(dist, "AwsSolutions-CFR3", "Standard logs would store every request's query string, which carries "+
-		"the stream ticket (a bearer credential valid up to an hour); they cannot leave that field out. The "+
-		"functions log each request with the query redacted.")
+	suppress(dist, "AwsSolutions-CFR3", "Standard logging (legacy), the only kind a distribution's Logging "+
+		"property turns on, writes every request's query string, which carries the stream ticket (a bearer "+
+		"credential valid up to an hour), and cannot leave it out. Standard logging v2 can, but its delivery "+
+		"source must live in us-east-1, outside this region-agnostic stack: the MachineSseEdge stack "+
+		"(distributionId) sets it up with every field but the query string and cookies. The functions also log "+
+		"every request with the query redacted.")
 	suppress(dist, "AwsSolutions-CFR1", "A machine dashboard used wherever the operator's staff are: no country "+
 		"to block; access needs an access token or a signed ticket.")
 	if s.props.DomainName == "" {
@@ -153,9 +197,11 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 			"domainName and certificateArn to enforce TLSv1.2_2021 (the stack then does).")
 	}
 	if s.props.WebACLArn == "" {
-		suppress(dist, "AwsSolutions-CFR2", "AWS WAF costs more per month than the rest of the demo; every route "+
-			"needs an access token or a signed ticket and the stream function's concurrency is capped. Set "+
-			"webAclArn to attach a web ACL.")
+		suppress(dist, "AwsSolutions-CFR2", "No web ACL unless webAclArn names one (a CLOUDFRONT-scope ACL must live "+
+			"in us-east-1, outside this region-agnostic stack: waf=true creates one in the MachineSseWaf "+
+			"stack). Without it the GET origins still answer only CloudFront-signed requests (origin access control), the POST origin only requests with the origin "+
+			"secret, and the stream function's concurrency is reserved. An ACL with a per-IP rate-based rule and "+
+			"the AWS managed common rule set costs about 7 USD a month plus 0.60 USD per million requests.")
 	}
 	// AddBehavior keeps the order; a Go map in DistributionProps would not.
 	for _, r := range Routes() {

@@ -53,6 +53,7 @@ type variant struct {
 	once   sync.Once
 	err    error
 	outdir string // the cloud assembly App.Synth wrote
+	app    awscdk.App
 	stack  awscdk.Stack
 	tmpl   assertions.Template
 	json   template
@@ -80,6 +81,7 @@ var (
 		"securityGroupId":           "sg-0123456789abcdef0",
 		"redisEndpoint":             "ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
 		"redisAuthSecretArn":        existingRedisSecret,
+		"redisUsername":             "sse-app",
 		"secretsEndpoint":           "true",
 		"dashboardOrigins":          []any{"https://dash.example.org"},
 		"accessTokenPublicKey":      testPublicKey,
@@ -92,6 +94,7 @@ var (
 		"connectionLimitPolicy":     "reject",
 		"maxStreamsPerIp":           "3",
 		"heartbeatInterval":         "20s",
+		"alarmEmail":                "ops@example.org",
 	}}
 	// managed runs the stream function on Lambda Managed Instances, every
 	// compute setting given.
@@ -113,7 +116,16 @@ var (
 		"redisEndpoint":   "ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
 		"secretsEndpoint": "true",
 	}}
-	variants = []*variant{defaults, demo, existing, managed, managedExisting}
+	// edge adds the us-east-1 stacks: the web ACL (waf) and, once the
+	// distribution exists, its access logs and 5xx alarm (distributionId).
+	edge = &variant{name: "edge", context: map[string]any{
+		"waf":            "true",
+		"wafRateLimit":   "500",
+		"distributionId": "E2ABCDEF123456",
+		"webAclArn":      "arn:aws:wafv2:us-east-1:123456789012:global/webacl/MachineSse/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+		"alarmEmail":     "ops@example.org",
+	}}
+	variants = []*variant{defaults, demo, existing, managed, managedExisting, edge}
 )
 
 const existingRedisSecret = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:ingest/redis-auth-AbC123"
@@ -139,6 +151,7 @@ func (v *variant) get(t *testing.T) *variant {
 		if v.err = Build(app); v.err != nil {
 			return
 		}
+		v.app = app
 		v.stack = app.Node().FindChild(jsii.String(StackID)).(awscdk.Stack)
 		asm := app.Synth(nil)
 		raw, err := os.ReadFile(filepath.Join(*asm.Directory(), StackID+".template.json"))

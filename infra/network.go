@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/url"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -90,7 +91,13 @@ func (s *stack) addExistingNetwork() {
 	if e.RedisPlaintext {
 		scheme = "redis"
 	}
-	s.redisURL = jsii.String(scheme + "://" + net.JoinHostPort(host, port))
+	// An RBAC user name goes in the URL (its password is the AUTH secret,
+	// which overrides the URL's); the functions' REDIS_URL parser reads it.
+	user := ""
+	if e.RedisUsername != "" {
+		user = url.User(e.RedisUsername).String() + "@"
+	}
+	s.redisURL = jsii.String(scheme + "://" + user + net.JoinHostPort(host, port))
 	if e.RedisAuthSecretArn != "" {
 		s.redisAuthSecret = awssecretsmanager.Secret_FromSecretCompleteArn(s.st, jsii.String("RedisAuthToken"),
 			jsii.String(e.RedisAuthSecretArn))
@@ -194,6 +201,7 @@ func (s *stack) addRedis() {
 		AutoMinorVersionUpgrade:     jsii.Bool(true),
 		SnapshotRetentionLimit:      jsii.Number(1),
 	})
+	s.redisGroup = rg
 	if !multiAZ {
 		suppress(rg, "AwsSolutions-AEC4", "redisSingleNode was chosen for a demo: one node halves the Redis cost; "+
 			"a node failure loses pub/sub and leases until ElastiCache replaces the node (browsers get soft "+

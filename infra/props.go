@@ -121,6 +121,8 @@ type Props struct {
 	// Existing, when set, deploys into an existing VPC next to an existing
 	// Redis: no VPC and no Redis are created.
 	Existing *Existing
+
+	Ops Ops // alarms and edge (ops.go)
 }
 
 // Existing describes an existing VPC and Redis. Nothing here is looked up:
@@ -129,8 +131,14 @@ type Existing struct {
 	VpcID           string
 	SubnetIDs       []string // private subnets the functions run in
 	SecurityGroupID string   // attached to the functions; already allowed into Redis
-	RedisEndpoint   string   // host:port of the primary endpoint
-	RedisPlaintext  bool     // redis:// instead of rediss:// (not recommended)
+	// RedisEndpoint is host:port of the primary endpoint of a Redis with
+	// cluster mode disabled (pub/sub and the admission script need one
+	// node; a cluster-mode configuration endpoint will not do).
+	RedisEndpoint string
+	// RedisUsername is an ElastiCache RBAC user (with RedisAuthSecretArn
+	// holding its password); empty: the default user.
+	RedisUsername  string
+	RedisPlaintext bool // redis:// instead of rediss:// (not recommended)
 	// RedisAuthSecretArn is the complete ARN of a secret holding the AUTH
 	// token; empty if the Redis has no AUTH.
 	RedisAuthSecretArn string
@@ -151,6 +159,7 @@ var (
 	nodeTypePattern  = regexp.MustCompile(`^cache\.[a-z0-9]+\.[a-z0-9]+$`)
 	domainPattern    = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$`)
 	claimPattern     = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,128}$`)
+	redisUserPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,119}$`)
 )
 
 // logRetention maps the retention periods CloudWatch Logs accepts (days) to
@@ -216,6 +225,9 @@ func (p Props) withDefaults() Props {
 	}
 	if p.RedisNodeType == "" {
 		p.RedisNodeType = DefaultRedisNodeType
+	}
+	if p.Ops.WafRateLimit == 0 {
+		p.Ops.WafRateLimit = DefaultWafRateLimit
 	}
 	return p
 }
@@ -297,6 +309,8 @@ func (p Props) Validate() error {
 		bad("certificateArn: %q is not an ACM certificate ARN in us-east-1 (CloudFront needs us-east-1)", p.CertificateArn)
 	}
 
+	p.Ops.validate(p, bad)
+
 	if e := p.Existing; e != nil {
 		if p.RedisSingleNode || p.RedisNodeType != DefaultRedisNodeType || len(p.RedisClientSecurityGroupIDs) > 0 {
 			bad("redisNodeType, redisSingleNode, redisClientSecurityGroupIds: only for a new Redis, not with vpcId")
@@ -317,6 +331,9 @@ func (p Props) Validate() error {
 		}
 		if host, port, err := net.SplitHostPort(e.RedisEndpoint); err != nil || host == "" || !validPort(port) {
 			bad("redisEndpoint: %q is not host:port", e.RedisEndpoint)
+		}
+		if e.RedisUsername != "" && !redisUserPattern.MatchString(e.RedisUsername) {
+			bad("redisUsername: %q is not an ElastiCache user name", e.RedisUsername)
 		}
 		if e.RedisAuthSecretArn != "" && !secretArnPattern.MatchString(e.RedisAuthSecretArn) {
 			bad("redisAuthSecretArn: %q is not a complete Secrets Manager ARN (with its 6-character suffix)", e.RedisAuthSecretArn)
@@ -423,6 +440,7 @@ func PropsFromContext(get func(key string) any) (Props, error) {
 				SubnetIDs:          c.list("subnetIds"),
 				SecurityGroupID:    c.str("securityGroupId"),
 				RedisEndpoint:      c.str("redisEndpoint"),
+				RedisUsername:      c.str("redisUsername"),
 				RedisPlaintext:     c.boolean("redisPlaintext"),
 				RedisAuthSecretArn: c.str("redisAuthSecretArn"),
 				SecretsEndpoint:    c.boolean("secretsEndpoint"),
@@ -430,6 +448,7 @@ func PropsFromContext(get func(key string) any) (Props, error) {
 			break
 		}
 	}
+	p.Ops = opsFromContext(&c)
 	return p, errors.Join(c.errs...)
 }
 

@@ -104,6 +104,13 @@ func TestValidate(t *testing.T) {
 			p.DomainName, p.CertificateArn = "sse.example.com", "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
 		}, []string{"us-east-1"}},
 		{"arns", func(p *Props) { p.AlarmTopicArn, p.WebACLArn = "topic", "acl" }, []string{"alarmTopicArn", "webAclArn"}},
+		{"alarm e-mail", func(p *Props) { p.Ops.AlarmEmail = "ops at example" }, []string{"alarmEmail: \"ops at example\""}},
+		{"alarm e-mail with a given topic", func(p *Props) {
+			p.Ops.AlarmEmail, p.AlarmTopicArn = "ops@example.com", "arn:aws:sns:eu-central-1:123456789012:ops"
+		}, []string{"alarmEmail and alarmTopicArn"}},
+		{"redis user", func(p *Props) {
+			p.Existing = &Existing{VpcID: "vpc-1", SubnetIDs: []string{"subnet-1"}, SecurityGroupID: "sg-1", RedisEndpoint: "r:1", RedisUsername: "bad user"}
+		}, []string{"redisUsername"}},
 		{"existing incomplete", func(p *Props) { p.Existing = &Existing{RedisEndpoint: "no-port"} },
 			[]string{"vpcId", "subnetIds: required", "securityGroupId", "redisEndpoint"}},
 		{"new-Redis options with existing", func(p *Props) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticache"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -59,7 +60,8 @@ type stack struct {
 	functionSG awsec2.ISecurityGroup
 
 	// redis
-	redisSG         awsec2.ISecurityGroup // nil: existing Redis
+	redisSG         awsec2.ISecurityGroup              // nil: existing Redis
+	redisGroup      awselasticache.CfnReplicationGroup // nil: existing Redis
 	redisURL        *string
 	redisAuthSecret awssecretsmanager.ISecret // nil: Redis without AUTH
 
@@ -100,6 +102,7 @@ func NewStack(scope constructs.Construct, id string, props Props) (awscdk.Stack,
 	}
 	dist := s.addDistribution()
 	s.addAlarms()
+	s.addDashboard(dist)
 	s.addOutputs(dist)
 	return s.st, nil
 }

@@ -47,13 +47,14 @@ func TestSynthWritesTemplate(t *testing.T) {
 }
 
 // TestFunctionURLs: the stream function's URL streams (RESPONSE_STREAM); the
-// others buffer. All are AuthType NONE (guarded by the origin secret).
+// others buffer. The GET-only ones are AWS_IAM (origin access control), the
+// ticket URL NONE (guarded by the origin secret): see TestOriginAccessControl.
 func TestFunctionURLs(t *testing.T) {
 	v := defaults.get(t)
 	check(t, "stream URL", func() {
 		v.tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Url"), &map[string]any{
 			"InvokeMode":        "RESPONSE_STREAM",
-			"AuthType":          "NONE",
+			"AuthType":          "AWS_IAM",
 			"TargetFunctionArn": map[string]any{"Fn::GetAtt": []any{v.json.function(t, "stream").id, "Arn"}},
 		})
 	})
@@ -70,8 +71,12 @@ func TestFunctionURLs(t *testing.T) {
 		if got := u.Properties["InvokeMode"]; got != want {
 			t.Errorf("%s: InvokeMode %v, want %s", u.path(), got, want)
 		}
-		if got := u.Properties["AuthType"]; got != "NONE" {
-			t.Errorf("%s: AuthType %v, want NONE", u.path(), got)
+		wantAuth := "AWS_IAM"
+		if fn == v.json.function(t, "ticket").id {
+			wantAuth = "NONE"
+		}
+		if got := u.Properties["AuthType"]; got != wantAuth {
+			t.Errorf("%s: AuthType %v, want %s", u.path(), got, wantAuth)
 		}
 	}
 }
@@ -91,7 +96,7 @@ func TestFunctionSettings(t *testing.T) {
 			"stream": {128, 900}, "ticket": {128, 10}, "status": {128, 10}, "health": {128, 10},
 		}},
 		{demo, 14, map[string]want{
-			"stream": {128, 900}, "ticket": {128, 10}, "status": {128, 10}, "health": {128, 10}, "simulator": {128, 70},
+			"stream": {128, 900}, "ticket": {128, 10}, "status": {128, 10}, "health": {128, 10}, "simulator": {128, SimulatorTimeout.Seconds()},
 		}},
 		{existing, DefaultLogRetentionDays, map[string]want{
 			"stream": {256, 900}, "ticket": {128, 10}, "status": {128, 10}, "health": {128, 10},
@@ -184,7 +189,7 @@ func TestEnvironment(t *testing.T) {
 	e := existing.get(t).json
 	stream = dig(e.function(t, "stream").Properties, "Environment", "Variables").(map[string]any)
 	for k, want := range map[string]string{
-		EnvRedisURL:              "rediss://ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
+		EnvRedisURL:              "rediss://sse-app@ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380",
 		EnvRedisAuthSecretArn:    existingRedisSecret,
 		EnvCORSAllowedOrigins:    "https://dash.example.org",
 		EnvConnectionLimitPolicy: "reject",
@@ -733,10 +738,17 @@ func TestAlarms(t *testing.T) {
 				"MetricName": "Errors", "Namespace": "AWS/Lambda",
 			}, jsii.Number(float64(c.functions)))
 		})
+		// Every alarm and its recovery reach a person: the given topic, or
+		// the stack's own.
+		want := `ops-alerts"`
+		if v != demo {
+			want = `{"Ref":"` + v.json.byType("AWS::SNS::Topic")[0].id + `"}`
+		}
 		for _, a := range v.json.byType("AWS::CloudWatch::Alarm") {
-			actions := asJSON(a.Properties["AlarmActions"])
-			if (v == demo) != strings.Contains(actions, "ops-alerts") {
-				t.Errorf("%s %s: actions %s", v.name, a.id, actions)
+			for _, k := range []string{"AlarmActions", "OKActions"} {
+				if actions := asJSON(a.Properties[k]); !strings.Contains(actions, want) {
+					t.Errorf("%s %s: %s %s, want %s", v.name, a.id, k, actions, want)
+				}
 			}
 		}
 	}
@@ -756,6 +768,11 @@ func TestSimulator(t *testing.T) {
 			})},
 		})
 	})
+	// A run is over before the next one fires: with one reserved
+	// execution an overlapping run would be throttled and lost.
+	if timeout := v.json.function(t, SimulatorFunction).Properties["Timeout"].(float64); timeout >= 60 {
+		t.Errorf("simulator timeout %vs reaches the next run of the 1-minute schedule", timeout)
+	}
 	check(t, "no async retries", func() {
 		v.tmpl.HasResourceProperties(jsii.String("AWS::Lambda::EventInvokeConfig"), &map[string]any{
 			"FunctionName": map[string]any{"Ref": sim}, "MaximumRetryAttempts": 0.0,
@@ -784,7 +801,7 @@ func TestOutputs(t *testing.T) {
 		"BaseUrl":   `"https://sse.example.org"`,
 		"StreamUrl": `"https://sse.example.org/sse/stream"`,
 		"AlertsUrl": `"https://sse.example.org/sse/alerts"`,
-		"RedisUrl":  `"rediss://ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380"`,
+		"RedisUrl":  `"rediss://sse-app@ingest-redis.abc123.ng.0001.euc1.cache.amazonaws.com:6380"`,
 	} {
 		if got := asJSON(e.Outputs[k].Value); got != want {
 			t.Errorf("existing %s = %s, want %s", k, got, want)

@@ -1,6 +1,6 @@
 // Command simulator is the Lambda that EventBridge starts every minute: it
-// publishes demo telemetry for SIMULATOR_DURATION (default 60s, cut short
-// before the invocation deadline) and returns.
+// publishes demo telemetry for SIMULATOR_DURATION (default 50s, cut short
+// before the invocation deadline) and returns before the next run fires.
 package main
 
 import (

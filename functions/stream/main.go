@@ -6,11 +6,18 @@
 package main
 
 import (
+	"context"
+	"os"
+	"time"
+
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
 )
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
+	// Metrics as EMF lines on stdout: CloudWatch Logs extracts them.
+	a.Metrics.EmitTo(os.Stdout)
+	go a.Metrics.Run(context.Background(), time.Minute)
 	a.StartStream(a.Mux("/sse/stream", "/sse/alerts"))
 }

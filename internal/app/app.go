@@ -7,12 +7,15 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -25,6 +28,7 @@ import (
 	"github.com/machinedash/sse/internal/api"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/jsclient"
+	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/stream"
@@ -42,6 +46,7 @@ type App struct {
 	Registry *registry.Registry
 	Hub      *pubsub.Hub
 	Streams  *stream.Handler
+	Metrics  *metrics.Recorder // the stream figures; the stream function emits them as EMF
 	Clock    clockwork.Clock
 }
 
@@ -73,11 +78,9 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 // LoadLog is LoadClock with the JSON logs written to out instead of
 // stdout (the local server's browser tests read them).
 func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock, out io.Writer) (*App, error) {
+	// Every problem at once: what Load found and what is missing.
 	cfg, err := config.Load(getenv)
-	if err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if err := cfg.Require(need); err != nil {
+	if err := errors.Join(err, cfg.Require(need)); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.NeedsSecretsManager() {
@@ -92,6 +95,7 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := NewLogger(out, cfg.LogLevel)
+	useRedisLog(log)
 	rdb, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
@@ -103,6 +107,30 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 // Lambda sends to CloudWatch).
 func NewLogger(out io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
+}
+
+// redisLog sends go-redis's own messages (its pool's dial retries, in
+// plain text on stderr by default) to the JSON log at debug level: what
+// they report also comes back as the failing command's error, which the
+// caller logs or returns once. go-redis's logger is one global, set once
+// without a lock, so it is installed once and follows the logger of the
+// app loaded last (a process has one; tests load many at once).
+type redisLog struct{}
+
+var (
+	redisLogOnce sync.Once
+	redisLogTo   atomic.Pointer[slog.Logger]
+)
+
+func useRedisLog(log *slog.Logger) {
+	redisLogTo.Store(log)
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
+}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if log := redisLogTo.Load(); log != nil {
+		log.DebugContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
 
 // NewRedis returns a client for REDIS_URL (TLS with rediss://), with the
@@ -164,14 +192,26 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 		Alerts: cfg.MaxAlertStreams, Data: cfg.MaxDataStreams, PerIP: cfg.MaxStreamsPerIP, Policy: cfg.ConnectionLimitPolicy,
 	}, leaseTTL, ResumeWindow)
 	a.Hub = pubsub.NewHub(rdb, Channels(cfg.Keys), log, clock.Now)
+	// Open streams and malformed messages keep their owners; the recorder
+	// reads them when it writes.
+	a.Metrics = metrics.New(metrics.Sources{
+		OpenStreams: func() int64 {
+			if a.Streams == nil {
+				return 0
+			}
+			return a.Streams.Open()
+		},
+		Malformed: func() int64 { return a.Hub.Stats().Malformed },
+	}, clock.Now)
 	if a.Tickets != nil {
 		a.Streams = stream.New(stream.Deps{
 			Tickets: a.Tickets, Registry: a.Registry, Hub: a.Hub, Redis: rdb, Keys: cfg.Keys,
 			Control: ControlChannel(cfg.Keys), MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
-			Log: log, Clock: clock,
+			Log: log, Clock: clock, Metrics: a.Metrics,
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
 				MaxDuration: cfg.StreamMaxDuration, RotationWindow: cfg.RotationWindow,
+				MaxBytes: int64(cfg.StreamMaxBytes),
 			},
 		})
 	}

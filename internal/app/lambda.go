@@ -40,6 +40,7 @@ func (a *App) StartStream(h http.Handler) {
 		}
 		sent := open.wait(shutdownGrace)
 		a.Log.Info("shutdown", slog.Int("responses", n), slog.Bool("allSent", sent))
+		a.Metrics.Flush() // the figures since the last line, before the process goes
 		os.Exit(0)
 	}()
 	serve := lambdaurl.Wrap(h)

@@ -30,8 +30,13 @@ const (
 	DefaultMaxDataStreams      = 1
 	DefaultMaxStreamsPerIP     = 5
 	DefaultRotationWindow      = 60 * time.Second
-	PolicyEvictOldest          = "evict-oldest"
-	PolicyReject               = "reject"
+	// DefaultStreamMaxBytes keeps a stream well inside the 6 MB that a
+	// streamed function URL response sends at full speed (then 2 MB/s).
+	DefaultStreamMaxBytes = 4 << 20
+	MinStreamMaxDuration  = 5 * time.Second // STREAM_MAX_DURATION (and -max-stream) at least
+	MaxStreamMaxDuration  = 24 * time.Hour
+	PolicyEvictOldest     = "evict-oldest"
+	PolicyReject          = "reject"
 	// MaxConcurrencyLimit is the platform's largest per-environment
 	// concurrency of Lambda Managed Instances.
 	MaxConcurrencyLimit = 1600
@@ -122,6 +127,7 @@ type Config struct {
 	ConnectionLimitPolicy string        // CONNECTION_LIMIT_POLICY
 	StreamMaxDuration     time.Duration // STREAM_MAX_DURATION; 0 = up to the invocation deadline
 	RotationWindow        time.Duration // STREAM_ROTATION_WINDOW: jitter window before the end
+	StreamMaxBytes        int           // STREAM_MAX_BYTES: rotate after writing this much
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Keys     Keys
@@ -173,8 +179,9 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxDataStreams:        p.integer("MAX_DATA_STREAMS_PER_USER", DefaultMaxDataStreams, 1, 1000),
 		MaxStreamsPerIP:       p.integer("MAX_STREAMS_PER_IP", DefaultMaxStreamsPerIP, 1, 100000),
 		ConnectionLimitPolicy: p.oneOf("CONNECTION_LIMIT_POLICY", PolicyEvictOldest, PolicyEvictOldest, PolicyReject),
-		StreamMaxDuration:     p.duration("STREAM_MAX_DURATION", 0, 5*time.Second, 24*time.Hour),
+		StreamMaxDuration:     p.duration("STREAM_MAX_DURATION", 0, MinStreamMaxDuration, MaxStreamMaxDuration),
 		RotationWindow:        p.duration("STREAM_ROTATION_WINDOW", DefaultRotationWindow, 0, 10*time.Minute),
+		StreamMaxBytes:        p.integer("STREAM_MAX_BYTES", DefaultStreamMaxBytes, 64<<10, 200<<20),
 		LogLevel:              p.level("LOG_LEVEL"),
 		Keys:                  p.keys(),
 		MaxConcurrency:        p.integer("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, MaxConcurrencyLimit),
@@ -190,7 +197,24 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.AccessTokenUserClaim == "" {
 		p.fail("ACCESS_TOKEN_USER_CLAIM: must not be empty")
 	}
+	// An inline secret is checked here, with everything else; one read by
+	// ARN is checked by Resolve once it has its value.
+	if err := checkTicketSecret(c.StreamTicketSecret.Value); err != nil {
+		p.errs = append(p.errs, err)
+	}
 	return c, errors.Join(p.errs...)
+}
+
+// Names returns every environment name Load reads, in the order it reads
+// them: Load is the one list, so docs and help texts are checked against
+// this.
+func Names() []string {
+	var names []string
+	_, _ = Load(func(k string) string {
+		names = append(names, k)
+		return ""
+	})
+	return names
 }
 
 // Need names what a function requires beyond what Load checks for all.
@@ -254,10 +278,19 @@ func (c *Config) Resolve(ctx context.Context, g SecretGetter) error {
 			s.sec.Value = v
 		}
 	}
-	if v := c.StreamTicketSecret.Value; v != "" && len(v) < ticket.MinSecretLen {
-		errs = append(errs, fmt.Errorf("STREAM_TICKET_SECRET: must be at least %d bytes", ticket.MinSecretLen))
+	if err := checkTicketSecret(c.StreamTicketSecret.Value); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkTicketSecret is the length rule of STREAM_TICKET_SECRET ("" is
+// Require's business).
+func checkTicketSecret(v string) error {
+	if v != "" && len(v) < ticket.MinSecretLen {
+		return fmt.Errorf("STREAM_TICKET_SECRET: must be at least %d bytes", ticket.MinSecretLen)
+	}
+	return nil
 }
 
 type parser struct {

@@ -197,3 +197,18 @@ func TestKeysEnvRoundTrip(t *testing.T) {
 		t.Fatalf("%+v %v", c.Keys, err)
 	}
 }
+
+// TestLoadReportsSecretLengthWithTheRest: a short inline ticket secret is
+// reported together with the other problems, not after they are fixed.
+func TestLoadReportsSecretLengthWithTheRest(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{"HEARTBEAT_INTERVAL": "abc", "STREAM_TICKET_SECRET": "short"}))
+	for _, name := range []string{"HEARTBEAT_INTERVAL", "STREAM_TICKET_SECRET: must be at least"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not report %s: %v", name, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "short") {
+		t.Error("error shows the secret")
+	}
+}

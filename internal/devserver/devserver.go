@@ -19,8 +19,10 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -62,7 +64,14 @@ type Options struct {
 	Clock clockwork.Clock
 	// Log receives the service's JSON logs; nil: stdout.
 	Log io.Writer
+	// SeedEvery is how often the demo users' ownership is added again, so
+	// a restarted or flushed Redis heals by itself; 0: DefaultSeedEvery.
+	SeedEvery time.Duration
 }
+
+// DefaultSeedEvery is how often the demo ownership is re-added: a stream
+// refused with 403 after a Redis restart works again within this.
+const DefaultSeedEvery = 5 * time.Second
 
 // Server is a running local server.
 type Server struct {
@@ -79,6 +88,8 @@ type Server struct {
 	sim      *sim.Simulator       // nil without -simulate
 	simStop  context.CancelFunc
 	simDone  chan error
+	bgStop   context.CancelFunc // the re-seeding loop
+	bgDone   chan struct{}
 	closeOne sync.Once
 	closeErr error
 }
@@ -108,6 +119,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		o.Out = io.Discard
 	}
 	ln, err := net.Listen("tcp", o.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen %s: the port is taken (another make dev?); pick another with -addr, e.g. make dev DEV_FLAGS='-addr %s'", o.Addr, nextPort(o.Addr))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.Addr, err)
 	}
@@ -145,9 +159,13 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.App = a
+	if err := ping(ctx, a); err != nil {
+		return nil, err
+	}
 	if err := seedUsers(ctx, a, s.Users); err != nil {
 		return nil, fmt.Errorf("redis: seeding demo users: %w", err)
 	}
+	s.startReseed(o.SeedEvery)
 	if o.Simulate {
 		if err := s.startSim(o.Sim); err != nil {
 			return nil, err
@@ -165,6 +183,27 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	printBanner(o.Out, s, dev, o.Simulate)
 	a.Log.Info("dev server listening", slog.String("url", s.URL), slog.Bool("embeddedRedis", s.mini != nil), slog.Bool("simulate", o.Simulate))
 	return s, nil
+}
+
+// ping checks Redis before anything else uses it, so that a wrong
+// REDIS_URL is one clear line.
+func ping(ctx context.Context, a *app.App) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s (REDIS_URL) is unreachable: %w; unset REDIS_URL for an embedded one", a.Redis.Options().Addr, err)
+	}
+	return nil
+}
+
+// nextPort suggests the port after addr's, for the "port is taken" hint.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n >= 65535 {
+		return "127.0.0.1:8081"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
 }
 
 // startEmbedded runs miniredis on a free loopback port. TTLs follow the wall
@@ -248,6 +287,8 @@ func (s *Server) routes() http.Handler {
 	a := s.App
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Mux())
+	// The figures the stream function writes as EMF lines on Lambda.
+	mux.Handle("GET /metrics", a.Metrics.Handler())
 	mux.Handle("/dev/", web.Wrap(s.devRoutes(), web.Options{
 		AllowedOrigins: a.Config.CORSAllowedOrigins,
 		OriginSecret:   a.Config.OriginVerifySecret.Value,
@@ -287,6 +328,10 @@ func (s *Server) Close() error {
 
 // release stops what Start started besides the HTTP server.
 func (s *Server) release() {
+	if s.bgStop != nil {
+		s.bgStop()
+		<-s.bgDone
+	}
 	if s.simStop != nil {
 		s.simStop()
 		<-s.simDone

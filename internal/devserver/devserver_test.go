@@ -66,6 +66,13 @@ func call(t *testing.T, method, url, token, origin, body string) reply {
 	if origin != "" {
 		req.Header.Set("Origin", origin)
 	}
+	return send(t, req)
+}
+
+// send does req and decodes a JSON answer.
+func send(t *testing.T, req *http.Request) reply {
+	t.Helper()
+	method, url := req.Method, req.URL
 	res, err := (&http.Client{Timeout: wait}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -369,6 +376,7 @@ func TestPageAndAssets(t *testing.T) {
 	if strings.Contains(body, "http://") || strings.Contains(body, "https://") {
 		t.Fatal("the page refers to another origin; it must work offline")
 	}
+	index := body
 	code, h, body = get("/assets/app.js")
 	if code != 200 || !strings.Contains(h.Get("Content-Type"), "javascript") || !strings.Contains(body, "from '../sse/client.js'") {
 		t.Fatalf("GET /assets/app.js: %d %s", code, h.Get("Content-Type"))
@@ -377,8 +385,10 @@ func TestPageAndAssets(t *testing.T) {
 	if code, h, body := get("/sse/client.js"); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") || !strings.Contains(body, "export function connect(") {
 		t.Fatalf("GET /sse/client.js: %d %s", code, h.Get("Content-Type"))
 	}
-	if code, _, _ := get("/assets/app.css"); code != 200 {
-		t.Fatalf("GET /assets/app.css: %d", code)
+	for _, a := range []string{"app.css", "debug.css", "cards.js", "debug.js"} {
+		if code, _, _ := get("/assets/" + a); code != 200 || !strings.Contains(index, `"assets/`+a+`"`) {
+			t.Fatalf("GET /assets/%s: %d, or the page does not load it", a, code)
+		}
 	}
 	code, _, body = get("/dev/users")
 	if code != 200 || !strings.Contains(body, `"C04"`) {
@@ -414,7 +424,7 @@ func TestEnvironmentWins(t *testing.T) {
 	if strings.Contains(out, secret) || strings.Contains(out, "STREAM_TICKET_SECRET=") || !strings.Contains(out, devserver.DevAccessTokenSecret) {
 		t.Fatalf("banner must print the dev secrets only:\n%s", out)
 	}
-	for _, want := range []string{s.URL + "/", "user 1 -> C01, C02, C03", "user 2 -> C04, C05", "/dev/login", "curl -N"} {
+	for _, want := range []string{s.URL + "/", "user 1 -> C01, C02, C03", "user 2 -> C04, C05", "/dev/login", "curl -N", "/#user=1", "/dev/publish", "-h lists"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}
@@ -547,4 +557,93 @@ func TestStartFailsCleanly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTakenPortHintsAtAddr: a second server on a taken port says how to
+// pick another.
+func TestTakenPortHintsAtAddr(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := devserver.Start(context.Background(), devserver.Options{Addr: l.Addr().String()})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Start listened on a taken port")
+	}
+	if !strings.Contains(err.Error(), "-addr") || !strings.Contains(err.Error(), "taken") {
+		t.Fatalf("error %q does not hint at -addr", err)
+	}
+}
+
+// TestUnreachableRedisIsOneLine: a REDIS_URL where nothing listens fails
+// Start with one line naming REDIS_URL and the address.
+func TestUnreachableRedisIsOneLine(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	env := map[string]string{"REDIS_URL": "redis://" + addr, "LOG_LEVEL": "warn"}
+	s, err := devserver.Start(context.Background(), devserver.Options{Addr: "127.0.0.1:0", Getenv: func(k string) string { return env[k] }})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Start succeeded without Redis")
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "REDIS_URL") || !strings.Contains(msg, addr) || !strings.Contains(msg, "unreachable") {
+		t.Fatalf("error %q: want one line naming REDIS_URL and %s", msg, addr)
+	}
+}
+
+// TestOwnershipHealsAfterRedisFlush: the demo ownership disappears (a
+// Redis restart, a flushed REDIS_URL), a stream is refused with 403, and
+// within a re-seed period it is admitted again, with no restart.
+func TestOwnershipHealsAfterRedisFlush(t *testing.T) {
+	t.Parallel()
+	_, prefix := redistest.Client(t)
+	k := config.DefaultKeys().WithPrefix(prefix)
+	env := k.Env()
+	env["REDIS_URL"] = redistest.URL(t)
+	s := start(t, env, devserver.Options{SeedEvery: 200 * time.Millisecond})
+	token, _ := login(t, s, "1")
+	ctx := context.Background()
+	url := func() string { return s.URL + "/sse/stream?ticket=" + ticketFor(t, s, token, "data") + "&deviceId=C01" }
+	// Delete the keys by hand while the server keeps running, until the
+	// stream is refused once (the loop may re-seed in between).
+	refused := false
+	for range 20 {
+		s.App.Redis.Del(ctx, k.UserDevices("1"))
+		if code := statusOf(t, url()); code == http.StatusForbidden {
+			refused = true
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("never refused after deleting the ownership: the test shows nothing")
+	}
+	deadline := time.Now().Add(wait)
+	for statusOf(t, url()) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("ownership not re-seeded within %s", wait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// statusOf opens a stream and returns its status code, closing it at once.
+func statusOf(t *testing.T, url string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET stream: %v", err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }

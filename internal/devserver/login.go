@@ -58,6 +58,39 @@ func seedUsers(ctx context.Context, a *app.App, users []User) error {
 	return sim.SeedOwners(ctx, a.Redis, a.Config.Keys, owners)
 }
 
+// startReseed adds the demo ownership again every d (DefaultSeedEvery
+// when 0), until Close: after a Redis restart, or a flush of a REDIS_URL
+// Redis, the demo users' streams work again without a restart of make
+// dev. Adding is idempotent and never removes anything.
+func (s *Server) startReseed(d time.Duration) {
+	if d <= 0 {
+		d = DefaultSeedEvery
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bgStop, s.bgDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.bgDone)
+		t := s.App.Clock.NewTicker(d)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.Chan():
+			}
+			err := seedUsers(ctx, s.App, s.Users)
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				s.App.Log.Warn("demo ownership re-seed failing", slog.String("err", err.Error()))
+			case err == nil && failing:
+				s.App.Log.Info("demo ownership re-seeded")
+			}
+			failing = err != nil
+		}
+	}()
+}
+
 // demoMachines are the devices of all demo users, in order.
 func demoMachines(users []User) []string {
 	var out []string
@@ -82,8 +115,8 @@ func (s *Server) user(id int) (User, bool) {
 	return User{}, false
 }
 
-// devRoutes serves /dev/login and /dev/users; other /dev/ paths are a JSON
-// 404.
+// devRoutes serves /dev/login, /dev/users and the debug panel's /dev/fields,
+// /dev/stats and /dev/publish; other /dev/ paths are a JSON 404.
 func (s *Server) devRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/dev/login", s.login)
@@ -95,6 +128,7 @@ func (s *Server) devRoutes() http.Handler {
 		}
 		web.JSON(w, http.StatusOK, map[string]any{"users": s.Users})
 	})
+	s.debugRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, http.StatusNotFound, "Not found")
 	})

@@ -17,7 +17,7 @@ import (
 
 // Settings of a scheduled simulator run, read from the environment.
 type Settings struct {
-	Duration   time.Duration // SIMULATOR_DURATION, default 60s
+	Duration   time.Duration // SIMULATOR_DURATION, default DefaultDuration
 	Machines   []string      // SIMULATOR_DEVICES, default DemoMachines
 	AlertEvery time.Duration // SIMULATOR_ALERT_EVERY, default DefaultAlertEvery
 	// Owners gives users the simulated machines, so a fresh demo deployment
@@ -36,11 +36,13 @@ var DemoOwners = map[string][]string{
 // DemoMachines are the demo users' machines.
 var DemoMachines = []string{"C01", "C02", "C03", "C04", "C05"}
 
-// DefaultDuration is how long a scheduled run publishes: the schedule
-// starts one run a minute.
-const DefaultDuration = 60 * time.Second
+// DefaultDuration is how long a scheduled run publishes. The schedule
+// starts one run a minute and the function has one reserved execution, so
+// a run must be over (start-up and seeding included) before the next one
+// fires, or that one is throttled and lost.
+const DefaultDuration = 50 * time.Second
 
-// LoadSettings reads SIMULATOR_DURATION (e.g. 60s; 1s..15m),
+// LoadSettings reads SIMULATOR_DURATION (e.g. 50s; 1s..15m),
 // SIMULATOR_DEVICES (comma-separated device ids) and SIMULATOR_ALERT_EVERY
 // (mean time between alerts of one machine) through getenv, reporting every
 // problem at once.

@@ -126,11 +126,11 @@ func (m *machine) advance(now time.Time, rng *rand.Rand, cfg Config) output {
 		m.nextCycle = now.Add(time.Duration(float64(m.cycle) * max(0.9, min(1.1, jitter))))
 		m.lastSPC = map[string]any{
 			"CYCN":  m.cycn,
-			"ECYCT": r2(ect),
-			"EIPT":  r2(1.2 + 0.05*rng.NormFloat64()),
-			"EIPM":  r1(m.ip + 15*rng.NormFloat64()),
-			"ECUSH": r2(5 + 0.3*rng.NormFloat64()),
-			"EPLST": r2(0.3*m.cycle.Seconds() + 0.1*rng.NormFloat64()),
+			"ECYCT": round("ECYCT", ect),
+			"EIPT":  round("EIPT", 1.2+0.05*rng.NormFloat64()),
+			"EIPM":  round("EIPM", m.ip+15*rng.NormFloat64()),
+			"ECUSH": round("ECUSH", 5+0.3*rng.NormFloat64()),
+			"EPLST": round("EPLST", 0.3*m.cycle.Seconds()+0.1*rng.NormFloat64()),
 		}
 		m.remember(m.lastSPC)
 		out.spc = encode(message{DeviceID: m.id, Data: payload{DevID: m.id, Data: m.lastSPC}, Timestamp: stamp(now)})
@@ -182,8 +182,8 @@ func (m *machine) realtimeData() map[string]any {
 		opm = 1 // manual: the operator has to clear the alarm
 	}
 	return map[string]any{
-		"T1": r1(m.t[0]), "T2": r1(m.t[1]), "T3": r1(m.t[2]), "T4": r1(m.t[3]),
-		"OT": r1(m.ot), "MT": r1(m.mt), "OPM": opm, "CYCN": m.cycn,
+		"T1": round("T1", m.t[0]), "T2": round("T2", m.t[1]), "T3": round("T3", m.t[2]), "T4": round("T4", m.t[3]),
+		"OT": round("OT", m.ot), "MT": round("MT", m.mt), "OPM": opm, "CYCN": m.cycn,
 	}
 }
 
@@ -218,8 +218,8 @@ type point struct {
 // seriesMessage is a control chart series: one field's values over the
 // recent cycles, with their mean and 3-sigma control limits.
 func (m *machine) seriesMessage(now time.Time, n int64) []byte {
-	field := seriesFields[int(n)%len(seriesFields)]
-	pts := m.history[field]
+	name := seriesFields[int(n)%len(seriesFields)]
+	pts := m.history[name]
 	var sum, sq float64
 	for _, p := range pts {
 		sum += p.Value
@@ -233,8 +233,8 @@ func (m *machine) seriesMessage(now time.Time, n int64) []byte {
 		sigma = 0.01 * math.Abs(mean) // a flat start still gets usable limits
 	}
 	return encode(message{DeviceID: m.id, Data: payload{DevID: m.id, Data: map[string]any{
-		"field": field, "points": slices.Clone(pts),
-		"mean": r2(mean), "ucl": r2(mean + 3*sigma), "lcl": r2(mean - 3*sigma),
+		"field": name, "points": slices.Clone(pts),
+		"mean": round(name, mean), "ucl": round(name, mean+3*sigma), "lcl": round(name, mean-3*sigma),
 	}}, Timestamp: stamp(now)})
 }
 
@@ -250,12 +250,13 @@ type alertDef struct {
 
 var alertDefs = []alertDef{
 	{1101, "warning", "OT", 4, func(m *machine, rng *rand.Rand) (float64, float64, string) {
-		m.ot = 60 + 0.3 + 2*rng.Float64()
-		return r1(m.ot), 60, fmt.Sprintf("Oil temperature high: %.1f °C (limit 60 °C)", m.ot)
+		limit := field("OT").Max
+		m.ot = limit + 0.3 + 2*rng.Float64()
+		return round("OT", m.ot), limit, fmt.Sprintf("Oil temperature high: %.1f °C (limit %.0f °C)", m.ot, limit)
 	}},
 	{1102, "critical", "OT", 1, func(m *machine, rng *rand.Rand) (float64, float64, string) {
 		m.ot = 65 + 0.2 + 1.5*rng.Float64()
-		return r1(m.ot), 65, fmt.Sprintf("Oil temperature critical: %.1f °C (limit 65 °C)", m.ot)
+		return round("OT", m.ot), 65, fmt.Sprintf("Oil temperature critical: %.1f °C (limit 65 °C)", m.ot)
 	}},
 	{1201, "warning", "T", 4, func(m *machine, rng *rand.Rand) (float64, float64, string) {
 		i := rng.IntN(len(m.t))
@@ -264,20 +265,22 @@ var alertDefs = []alertDef{
 			sign = -1
 		}
 		m.t[i] = m.set[i] + sign*(5+4*rng.Float64())
-		return r1(m.t[i]), m.set[i], fmt.Sprintf("Barrel zone %d deviates %+.1f °C from setpoint %.0f °C", i+1, m.t[i]-m.set[i], m.set[i])
+		return round(fmt.Sprintf("T%d", i+1), m.t[i]), m.set[i], fmt.Sprintf("Barrel zone %d deviates %+.1f °C from setpoint %.0f °C", i+1, m.t[i]-m.set[i], m.set[i])
 	}},
 	{1301, "warning", "ECYCT", 3, func(m *machine, rng *rand.Rand) (float64, float64, string) {
 		target := m.cycle.Seconds()
 		v := target * (1.08 + 0.1*rng.Float64())
-		return r2(v), r2(target), fmt.Sprintf("Cycle time %.2f s above target %.2f s", v, target)
+		return round("ECYCT", v), round("ECYCT", target), fmt.Sprintf("Cycle time %.2f s above target %.2f s", v, target)
 	}},
 	{1401, "critical", "ECUSH", 1, func(m *machine, rng *rand.Rand) (float64, float64, string) {
-		v := 1 + rng.Float64()
-		return r2(v), 2, fmt.Sprintf("Cushion %.2f mm below minimum 2.00 mm", v)
+		limit := field("ECUSH").Min
+		v := limit - 1 + rng.Float64()
+		return round("ECUSH", v), limit, fmt.Sprintf("Cushion %.2f mm below minimum %.2f mm", v, limit)
 	}},
 	{1501, "critical", "EIPM", 1, func(m *machine, rng *rand.Rand) (float64, float64, string) {
-		v := 1800 + 60*rng.Float64()
-		return r1(v), 1800, fmt.Sprintf("Injection pressure %.0f bar over limit 1800 bar", v)
+		limit := field("EIPM").Max
+		v := limit + 60*rng.Float64()
+		return round("EIPM", v), limit, fmt.Sprintf("Injection pressure %.0f bar over limit %.0f bar", v, limit)
 	}},
 }
 
@@ -329,6 +332,3 @@ func interval(rng *rand.Rand, d time.Duration) time.Duration {
 	}
 	return d/2 + time.Duration(rng.Int64N(int64(d)))
 }
-
-func r1(x float64) float64 { return math.Round(x*10) / 10 }
-func r2(x float64) float64 { return math.Round(x*100) / 100 }

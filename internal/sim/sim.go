@@ -262,26 +262,18 @@ func (s *Simulator) step(ctx context.Context, now time.Time) error {
 	for _, m := range s.machines {
 		out := m.advance(now, s.rng, s.cfg)
 		p.Set(ctx, k.Status(m.id), out.status, 0)
-		p.Publish(ctx, k.ChannelRealtime, out.realtime)
-		published++
-		if out.spc != nil {
-			p.Publish(ctx, k.ChannelSPC, out.spc)
+		for _, e := range []struct {
+			kind string
+			msg  []byte
+		}{{KindRealtime, out.realtime}, {KindSPC, out.spc}, {KindSPCSeries, out.series}, {KindAlarm, out.alarm}, {KindAlert, out.alert}} {
+			if e.msg == nil {
+				continue
+			}
+			enqueue(ctx, p, k, e.kind, m.id, e.msg)
 			published++
-		}
-		if out.series != nil {
-			p.Publish(ctx, k.ChannelSPCSeries, out.series)
-			published++
-		}
-		if out.alarm != nil {
-			p.Publish(ctx, k.ChannelAlarms, out.alarm)
-			published++
-		}
-		if out.alert != nil {
-			p.LPush(ctx, k.AlertHistory(m.id), out.alert)
-			p.LTrim(ctx, k.AlertHistory(m.id), 0, HistoryLen-1)
-			p.Publish(ctx, k.ChannelAlerts, out.alert)
-			published++
-			alerts++
+			if e.kind == KindAlert {
+				alerts++
+			}
 		}
 	}
 	if _, err := p.Exec(ctx); err != nil {

@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -227,6 +228,9 @@ func TestRunPublishesTheContract(t *testing.T) {
 					t.Fatalf("%s: Data has no %s: %s", m.channel, f, m.payload)
 				}
 			}
+			if m.channel != keys.ChannelSPCSeries {
+				checkCatalogue(t, m.channel == keys.ChannelSPC, d.Data)
+			}
 			if m.channel == keys.ChannelSPC {
 				var n int64
 				decode(t, string(d.Data["CYCN"]), &n)
@@ -429,7 +433,7 @@ func TestLoadSettings(t *testing.T) {
 		want    sim.Settings
 		wantErr []string
 	}{
-		{"defaults", nil, sim.Settings{Duration: time.Minute, Machines: sim.DemoMachines, AlertEvery: sim.DefaultAlertEvery}, nil},
+		{"defaults", nil, sim.Settings{Duration: 50 * time.Second, Machines: sim.DemoMachines, AlertEvery: sim.DefaultAlertEvery}, nil},
 		{"set", map[string]string{"SIMULATOR_DURATION": "45s", "SIMULATOR_DEVICES": " A1, B2 ,", "SIMULATOR_ALERT_EVERY": "10s"},
 			sim.Settings{Duration: 45 * time.Second, Machines: []string{"A1", "B2"}, AlertEvery: 10 * time.Second}, nil},
 		{"all bad", map[string]string{"SIMULATOR_DURATION": "forever", "SIMULATOR_DEVICES": "ok,bad/id", "SIMULATOR_ALERT_EVERY": "0s"},
@@ -479,5 +483,81 @@ func TestOwnersSettingAndSeeding(t *testing.T) {
 	slices.Sort(got)
 	if strings.Join(got, ",") != "C01,C02,C03,X9" {
 		t.Fatalf("user 1 owns %v", got)
+	}
+}
+
+// checkCatalogue: every field the simulator publishes is in the field
+// catalogue, from the source it names, with at most its decimals.
+func checkCatalogue(t *testing.T, spc bool, data map[string]json.RawMessage) {
+	t.Helper()
+	for name, raw := range data {
+		f, ok := sim.FieldOf(name)
+		if !ok {
+			t.Fatalf("field %s is not in the catalogue", name)
+		}
+		if want := map[bool]string{false: "realtime", true: "spc"}[spc]; f.Source != want && name != "CYCN" {
+			t.Errorf("field %s comes with %s, the catalogue says %s", name, want, f.Source)
+		}
+		var v float64
+		decode(t, string(raw), &v)
+		if f.Round(v) != v {
+			t.Errorf("field %s = %v has more than %d decimals", name, v, f.Decimals)
+		}
+	}
+}
+
+func TestFieldCatalogue(t *testing.T) {
+	t.Parallel()
+	names := map[string]bool{}
+	for _, f := range sim.Fields {
+		if names[f.Name] || f.Label == "" || f.Decimals < 0 || f.Min > f.Max || (f.Source != "realtime" && f.Source != "spc") {
+			t.Errorf("bad catalogue entry %+v", f)
+		}
+		names[f.Name] = true
+	}
+	f, _ := sim.FieldOf("OT")
+	if f.Round(56.349) != 56.3 || !f.InRange(60) || f.InRange(60.1) || f.InRange(34) {
+		t.Errorf("OT rounding or range wrong: %+v", f)
+	}
+	if f, _ := sim.FieldOf("OPM"); !f.InRange(-1e9) {
+		t.Error("a field without a range is always in range")
+	}
+}
+
+// TestPublish: one event per kind, in the simulator's shapes; an alert is
+// on the history before anyone sees it; nonsense is refused.
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Client(t)
+	keys := config.DefaultKeys().WithPrefix(prefix)
+	ctx := context.Background()
+	msgs := subscribe(t, rdb, keys)
+	for _, kind := range sim.Kinds {
+		n, err := sim.Publish(ctx, rdb, keys, kind, "C07", map[string]any{"OT": 61.5, "code": 1101}, t0)
+		if err != nil || n != 1 {
+			t.Fatalf("Publish %s: %d receivers, %v", kind, n, err)
+		}
+	}
+	got := collect(t, msgs, int64(len(sim.Kinds)))
+	want := map[string]string{
+		keys.ChannelRealtime:  `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.ChannelSPC:       `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.ChannelSPCSeries: `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.ChannelAlerts:    `{"deviceId":"C07","alert":{"OT":61.5,"code":1101},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.ChannelAlarms:    `{"deviceId":"C07","alarm":{"OT":61.5,"code":1101},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+	}
+	for _, m := range got {
+		if m.payload != want[m.channel] {
+			t.Errorf("%s: %s, want %s", m.channel, m.payload, want[m.channel])
+		}
+	}
+	if h := rdb.LRange(ctx, keys.AlertHistory("C07"), 0, -1).Val(); len(h) != 1 || h[0] != want[keys.ChannelAlerts] {
+		t.Errorf("alert history %v", h)
+	}
+	if _, err := sim.Publish(ctx, rdb, keys, "nope", "C07", nil, t0); !errors.Is(err, sim.ErrKind) {
+		t.Errorf("unknown kind: %v", err)
+	}
+	if _, err := sim.Publish(ctx, rdb, keys, sim.KindAlert, "bad id!", nil, t0); !errors.Is(err, sim.ErrDevice) {
+		t.Errorf("invalid device: %v", err)
 	}
 }

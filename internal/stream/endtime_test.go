@@ -23,9 +23,9 @@ func TestEndTimeBounds(t *testing.T) {
 		{"local default", Timing{RotationWindow: time.Minute}, 0, 14 * time.Minute, 15 * time.Minute},
 		{"max duration", Timing{MaxDuration: 2 * time.Minute, RotationWindow: time.Minute}, 0, 90 * time.Second, 2 * time.Minute},
 		{"window clamped to a quarter", Timing{MaxDuration: 20 * time.Second, RotationWindow: time.Minute}, 0, 15 * time.Second, 20 * time.Second},
-		// Lambda: 15 min deadline, 3 s margin, 60 s window.
-		{"invocation deadline", Timing{RotationWindow: time.Minute}, 15 * time.Minute, 15*time.Minute - 3*time.Second - time.Minute, 15*time.Minute - 3*time.Second},
-		{"deadline before max duration", Timing{MaxDuration: time.Hour, RotationWindow: 0}, 10 * time.Second, 7 * time.Second, 7 * time.Second},
+		// Lambda: 15 min deadline, 4 s margin, 60 s window.
+		{"invocation deadline", Timing{RotationWindow: time.Minute}, 15 * time.Minute, 15*time.Minute - 4*time.Second - time.Minute, 15*time.Minute - 4*time.Second},
+		{"deadline before max duration", Timing{MaxDuration: time.Hour, RotationWindow: 0}, 10 * time.Second, 6 * time.Second, 6 * time.Second},
 	} {
 		for _, jitter := range []string{"none", "max", "random"} {
 			d := Deps{Timing: tc.timing}

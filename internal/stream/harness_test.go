@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/redistest"
+	"github.com/machinedash/sse/internal/stream"
 	"github.com/machinedash/sse/internal/ticket"
 )
 
@@ -39,22 +39,7 @@ type env struct {
 	name   string   // the service's Redis client name
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = stream.SyncLog
 
 // newEnv starts a service; mutate adjusts the configuration first.
 func newEnv(t *testing.T, mutate func(*config.Config)) *env {

@@ -31,11 +31,24 @@ type session struct {
 	end     time.Time // when the stream rotates
 	devices []string  // the devices it carries (alerts: follows ownership)
 
-	writeBy  time.Time // the write deadline last set
-	seq      uint64
-	buf      []byte
-	msgs     []*pubsub.Message
-	released bool
+	writeBy time.Time // the write deadline last set
+	seq     uint64
+	written int64 // bytes written, for Timing.MaxBytes
+
+	// The write watchdog (watchdog.go).
+	noDeadline  bool            // the writer takes no write deadline (lambdaurl)
+	stalled     bool            // a write timed out: the writer is never touched again
+	wrote       chan error      // result of the watched write
+	watch       clockwork.Timer // bounds the watched write
+	lastWriteBy time.Time       // writes end by then, so the release fits before the deadline
+
+	// For the metrics (metrics.go).
+	began     time.Time     // the request's arrival
+	firstByte time.Duration // from began to the first events written
+	resumed   bool          // admitted as the resume of its cursor
+	buf       []byte
+	msgs      []*pubsub.Message
+	released  bool
 
 	// mark is the alerts stream's resume watermark: the newest publisher
 	// timestamp among the alerts delivered (or the connect time). Every id
@@ -62,6 +75,8 @@ const (
 	endUnavailable = "unavailable"
 	endOverflow    = "overflow"
 	endDraining    = "draining"
+	endStalled     = "write-stalled"
+	endBytes       = "byte-limit"
 	endClosed      = "closed" // POST /sse/close
 )
 
@@ -83,6 +98,8 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	h := s.h
 	start := h.d.Clock.Now()
 	s.end = s.endTime(r.Context(), start)
+	s.resumed = resumed
+	s.lastWriteBy = lastWriteBy(r.Context(), start)
 	s.devices = devices
 
 	writeStreamHeader(s.w)
@@ -159,7 +176,7 @@ func (s *session) loop(ctx context.Context) string {
 			s.replayed = nil
 			s.system(now, "heartbeat")
 			if !s.flush() {
-				return endWrite
+				return s.writeEnd()
 			}
 			heartbeat.Reset(h.d.Timing.Heartbeat)
 			continue
@@ -179,7 +196,10 @@ func (s *session) loop(ctx context.Context) string {
 			return s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		if !s.flush() {
-			return endWrite
+			return s.writeEnd()
+		}
+		if s.spent() {
+			return s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		if !next.IsZero() && throttleC == nil {
 			if throttle == nil {
@@ -216,7 +236,11 @@ func (s *session) endTime(ctx context.Context, start time.Time) time.Time {
 
 // renew extends the lease at every heartbeat; it reports why the stream
 // must end when it cannot. Alerts streams pick up ownership changes here.
+// None starts in the last seconds before the rotation (renewDue).
 func (s *session) renew(ctx context.Context) (reason, kind string, ok bool) {
+	if !s.renewDue(s.h.d.Clock.Now()) {
+		return "", "", true
+	}
 	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
 	owned, err := s.h.d.Registry.Renew(rctx, s.lease, s.h.d.Clock.Now())
@@ -281,6 +305,7 @@ func (s *session) deliver(m *pubsub.Message) {
 		}
 	}
 	s.event(m.At, m.Kind.Event(), m.Data)
+	s.h.d.Metrics.Delivered(m.Kind.Event())
 }
 
 // event appends one event with the next cursor id. On alerts streams the
@@ -331,27 +356,17 @@ func writeStreamHeader(w http.ResponseWriter) {
 }
 
 // flush writes what is buffered as one chunk. A write that fails or stalls
-// past writeTimeout ends the stream.
+// past its budget (watchdog.go) ends the stream.
 func (s *session) flush() bool {
 	if len(s.buf) == 0 {
 		return true
 	}
-	// Moving the deadline on every write costs a timer update per event;
-	// moving it once it is half used keeps a stalled write bounded by
-	// writeTimeout all the same.
-	if now := time.Now(); now.After(s.writeBy.Add(-writeTimeout / 2)) {
-		_ = s.rc.SetWriteDeadline(now.Add(writeTimeout))
-		s.writeBy = now.Add(writeTimeout)
+	err := s.write(s.buf)
+	if !s.stalled {
+		s.written += int64(len(s.buf))
+		s.buf = s.buf[:0]
 	}
-	_, err := s.w.Write(s.buf)
-	s.buf = s.buf[:0]
-	if err != nil {
-		return false
-	}
-	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return false
-	}
-	return true
+	return err == nil
 }
 
 // statusPayload builds machine-status: {deviceId, data, source, timestamp}.

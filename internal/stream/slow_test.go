@@ -2,24 +2,12 @@ package stream
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jonboulle/clockwork"
-
-	"github.com/machinedash/sse/internal/config"
-	"github.com/machinedash/sse/internal/pubsub"
-	"github.com/machinedash/sse/internal/redistest"
-	"github.com/machinedash/sse/internal/registry"
-	"github.com/machinedash/sse/internal/ticket"
 )
 
 // stallWriter is a client that takes the first write and then stops
@@ -63,47 +51,12 @@ func (w *stallWriter) String() string {
 func TestSlowReaderStaysBounded(t *testing.T) {
 	t.Parallel()
 	const queue, burst = 8, 100
-	rdb, prefix := redistest.Client(t)
-	keys := config.DefaultKeys().WithPrefix(prefix)
-	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 27, 12, 0, 0, 0, time.UTC))
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	log := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return logs.Write(p)
-	}), nil))
-	tickets, err := ticket.New([]byte(strings.Repeat("s", 32)), rdb, keys.SSEPrefix+"ticket:", clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	control := keys.SSEPrefix + "control"
-	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]pubsub.Kind{keys.ChannelAlerts: pubsub.KindAlert}, Control: control}, log, clock.Now)
-	t.Cleanup(hub.Close)
-	h := New(Deps{
-		Tickets: tickets, Hub: hub, Redis: rdb, Keys: keys, Control: control, MaxDevices: 10, QueueSize: queue,
-		Registry: registry.New(rdb, keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, time.Minute),
-		Log:      log, Clock: clock,
-	})
-	rdb.SAdd(t.Context(), keys.UserDevices("1"), "C01")
-	tk, _, err := tickets.Issue(t.Context(), "1", ticket.PurposeAlerts, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := newUnit(t, queue)
+	rdb, keys, hub := u.rdb, u.keys, u.hub
 	w := &stallWriter{header: http.Header{}, stalled: make(chan struct{}), release: make(chan struct{})}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.Alerts().ServeHTTP(w, httptest.NewRequestWithContext(context.Background(), "GET", "/sse/alerts?ticket="+url.QueryEscape(tk), nil))
-	}()
+	done := u.serve(w, u.ticket("1", "C01"))
 	deadline := time.After(5 * time.Second)
-	for !strings.Contains(w.String(), `"connected"`) {
-		select {
-		case <-deadline:
-			t.Fatal("stream did not open")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	w.wait(t, `"connected"`, deadline)
 	for i := 1; i <= burst; i++ {
 		rdb.Publish(t.Context(), keys.ChannelAlerts, fmt.Sprintf(`{"deviceId":"C01","alert":{"n":%d}}`, i))
 		if i == 1 {
@@ -134,14 +87,8 @@ func TestSlowReaderStaysBounded(t *testing.T) {
 	if !strings.HasSuffix(out, "\n\n") || !strings.Contains(out[strings.LastIndex(out, "retry:"):], `"kind":"reconnect"`) {
 		t.Fatalf("stream did not end with retry and reconnect:\n%s", out[max(0, len(out)-300):])
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
 	want := fmt.Sprintf(`"reason":"overflow","events":%d,"dropped":%d`, 1+1+queue+1, burst-1-queue)
-	if !strings.Contains(logs.String(), want) {
-		t.Fatalf("log does not count the drops (%s):\n%s", want, logs.String())
+	if !strings.Contains(u.logs.String(), want) {
+		t.Fatalf("log does not count the drops (%s):\n%s", want, u.logs.String())
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

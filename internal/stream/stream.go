@@ -26,6 +26,7 @@ import (
 
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/device"
+	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
@@ -48,8 +49,11 @@ type Timing struct {
 	MaxDuration    time.Duration // STREAM_MAX_DURATION / -max-stream; 0: deadline only
 	RotationWindow time.Duration // jitter window before the end
 	// DeadlineMargin is kept free before the invocation deadline for the
-	// last write and the lease release: the platform kills at the deadline.
-	DeadlineMargin time.Duration // default 3s
+	// last write, the lease release and a second of slack: the platform
+	// kills at the deadline (see watchdog.go).
+	DeadlineMargin time.Duration // default 4s
+	// MaxBytes rotates a stream once it has written this much; 0: no limit.
+	MaxBytes int64 // STREAM_MAX_BYTES
 	// DefaultLifetime applies when the request has no deadline and no
 	// MaxDuration is set (the local server): as Lambda's 15 minutes.
 	DefaultLifetime time.Duration // default 15m
@@ -72,6 +76,7 @@ type Deps struct {
 	Clock       clockwork.Clock
 	Jitter      func(max time.Duration) time.Duration // default uniform [0,max)
 	ReplayLimit int                                   // alerts replayed per device at most; default 100
+	Metrics     *metrics.Recorder                     // nil: not counted
 }
 
 // Handler serves both stream endpoints.
@@ -89,7 +94,7 @@ func New(d Deps) *Handler {
 		t.Heartbeat = config.DefaultHeartbeatInterval
 	}
 	if t.DeadlineMargin <= 0 {
-		t.DeadlineMargin = 3 * time.Second
+		t.DeadlineMargin = time.Second + renewTimeout + deadlineSlack
 	}
 	if t.DefaultLifetime <= 0 {
 		t.DefaultLifetime = 15 * time.Minute
@@ -166,6 +171,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 		s     *session
 		panic any
 	}
+	began := h.d.Clock.Now()
+	sw := &statusWriter{ResponseWriter: w}
 	opened := make(chan result, 1)
 	go func() {
 		defer func() {
@@ -173,7 +180,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 				opened <- result{panic: v}
 			}
 		}()
-		opened <- result{s: h.open(w, r, purpose)}
+		opened <- result{s: h.open(sw, r, purpose)}
 	}()
 	res := <-opened
 	if res.panic != nil {
@@ -181,13 +188,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	}
 	s := res.s
 	if s == nil {
+		h.countRefusal(sw, r, purpose)
 		return
 	}
+	h.countOpen(s, began)
+	var reason string
+	defer func() { h.countEnd(s, reason) }() // last: after the release
 	defer s.sub.Close()
 	defer s.release()
+	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
-	reason := s.loop(r.Context())
+	reason = s.loop(r.Context())
 	dropped, coalesced := s.queue.Stats()
 	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
 		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced))

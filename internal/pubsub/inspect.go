@@ -1,0 +1,22 @@
+package pubsub
+
+// QueueStats are one stream's queue counters: messages refused after an
+// overflow, realtime updates replaced by a newer one.
+type QueueStats struct {
+	Dropped   int `json:"dropped"`
+	Coalesced int `json:"coalesced"`
+}
+
+// StreamStats returns the queue counters of every addressable stream in
+// this process, by stream id (the lease id), read from the queues
+// themselves: the local debug panel shows them next to /sse/status.
+func (h *Hub) StreamStats() map[string]QueueStats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]QueueStats, len(h.byStream))
+	for id, s := range h.byStream {
+		d, c := s.Queue.Stats()
+		out[id] = QueueStats{Dropped: d, Coalesced: c}
+	}
+	return out
+}

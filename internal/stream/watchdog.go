@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// How a stream keeps its end in its own hands, whatever the writer under
+// it supports:
+//
+//   - A write that does not return within writeTimeout ends the stream. The
+//     local server's writer takes a write deadline; lambdaurl's does not
+//     (http.ErrNotSupported), so there the write runs on a goroutine of its
+//     own, watched by a timer of the injected clock. A stalled write is
+//     abandoned, not interrupted: nothing touches the writer again, the
+//     lease is released and the end is logged at once, and the invocation
+//     itself finishes when the platform takes the bytes or at its deadline.
+//   - Near the invocation deadline every write is bounded by what is left
+//     before the lease release must start (lastWriteBy), and no renewal
+//     starts within renewTimeout of the rotation, so a slow Redis cannot
+//     push the end past the deadline margin.
+//   - A stream that has written Timing.MaxBytes rotates like at its time
+//     limit: the first 6 MB of a streamed response go at full speed, the
+//     rest at 2 MB/s (and billed).
+
+// errStalled is what a write that timed out returns.
+var errStalled = errors.New("stream: write stalled")
+
+// minWriteBudget is the least time a write gets, even past lastWriteBy: the
+// margin's slack absorbs it.
+const minWriteBudget = 100 * time.Millisecond
+
+// write sends p (and flushes) within the write budget. After a stall it
+// fails at once: the abandoned write may still be reading its buffer.
+func (s *session) write(p []byte) error {
+	if s.stalled {
+		return errStalled
+	}
+	budget := s.writeBudget()
+	if !s.noDeadline {
+		// Moving the deadline on every write costs a timer update per
+		// event; moving it once it is half used keeps a stalled write
+		// bounded all the same. Near the end the budget shrinks, and the
+		// deadline moves with it.
+		now := time.Now()
+		if by := now.Add(budget); by.Before(s.writeBy) || now.After(s.writeBy.Add(-writeTimeout/2)) {
+			if err := s.rc.SetWriteDeadline(by); errors.Is(err, http.ErrNotSupported) {
+				s.noDeadline = true
+			} else {
+				s.writeBy = by
+			}
+		}
+		if !s.noDeadline {
+			return s.writeNow(p)
+		}
+	}
+	return s.watchedWrite(p, budget)
+}
+
+// writeNow writes and flushes; a writer without Flush (lambdaurl) sends
+// every Write at once anyway.
+func (s *session) writeNow(p []byte) error {
+	if _, err := s.w.Write(p); err != nil {
+		return err
+	}
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+// watchedWrite runs the write on its own goroutine and gives up on it
+// after budget. The result channel has room for one, so an abandoned write
+// that returns late never blocks its goroutine.
+func (s *session) watchedWrite(p []byte, budget time.Duration) error {
+	if s.wrote == nil {
+		s.wrote = make(chan error, 1)
+		s.watch = s.h.d.Clock.NewTimer(budget)
+	} else {
+		s.watch.Reset(budget)
+	}
+	go func() { s.wrote <- s.writeNow(p) }()
+	select {
+	case err := <-s.wrote:
+		s.watch.Stop()
+		return err
+	case <-s.watch.Chan():
+		s.stalled = true
+		s.buf = nil // the abandoned write still holds the old one
+		return errStalled
+	}
+}
+
+// writeBudget is writeTimeout, or less when the invocation deadline is
+// near.
+func (s *session) writeBudget() time.Duration {
+	if s.lastWriteBy.IsZero() {
+		return writeTimeout
+	}
+	left := s.lastWriteBy.Sub(s.h.d.Clock.Now())
+	return max(min(writeTimeout, left), minWriteBudget)
+}
+
+// lastWriteBy is the time by which every write must be over so that the
+// lease release still fits before the invocation deadline; zero without a
+// deadline.
+func lastWriteBy(ctx context.Context, now time.Time) time.Time {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	return now.Add(time.Until(dl) - renewTimeout - deadlineSlack)
+}
+
+// deadlineSlack is kept beyond the release for the process's own last
+// steps (the end log line and metrics, returning the response).
+const deadlineSlack = time.Second
+
+// renewDue reports whether a heartbeat should renew the lease: not in the
+// last renewTimeout before the rotation, where a slow renewal would delay
+// the end (the lease outlives the stream by far anyway).
+func (s *session) renewDue(now time.Time) bool {
+	return s.end.Sub(now) >= renewTimeout
+}
+
+// spent reports whether the stream has written its byte budget.
+func (s *session) spent() bool {
+	max := s.h.d.Timing.MaxBytes
+	return max > 0 && s.written >= max
+}
+
+// writeEnd is why a stream whose write failed ended.
+func (s *session) writeEnd() string {
+	if s.stalled {
+		return endStalled
+	}
+	return endWrite
+}
+
+// stopWatch stops the watchdog's timer when the stream ends.
+func (s *session) stopWatch() {
+	if s.watch != nil {
+		s.watch.Stop()
+	}
+}
