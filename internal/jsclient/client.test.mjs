@@ -515,3 +515,21 @@ test('tabs: no ticket yet, no election: the tab retries with backoff instead of 
   assert.equal(server.calls.length, 1);
   c.close();
 });
+
+test('tabs without Web Locks: a BroadcastChannel heartbeat elects one leader, and the next claims when it goes', async () => {
+  const { BroadcastChannel } = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const env = fakeEnv(clock, server, { BroadcastChannel, locks: null });
+  const a = connect({ baseUrl: 'http://svc.test', getTicket: async () => jwt('1'), env });
+  await clock.advance(1_000);
+  const b = connect({ baseUrl: 'http://svc.test', getTicket: async () => jwt('1'), env });
+  await clock.advance(3_000); // no leader heard for 2.5 s: the first tab claims; the second hears it
+  assert.deepEqual([a.state.role, b.state.role], ['leader', 'follower']);
+  assert.equal(server.calls.filter((c) => c.url.pathname === '/sse/alerts').length, 1);
+  a.close();
+  await clock.advance(4_000);
+  assert.equal(b.state.role, 'leader');
+  assert.equal(server.calls.filter((c) => c.url.pathname === '/sse/alerts').length, 2);
+  b.close();
+});
