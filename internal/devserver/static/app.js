@@ -60,11 +60,10 @@ import { connect as connectStreams } from '../sse/client.js';
   // follower it gets them relayed from the tab that holds them.
   function openStreams() {
     closeStreams();
-    const devices = (params.get('devices') || '').split(',').filter((d) => session.devices.includes(d));
     client = connectStreams({
       baseUrl: new URL('.', location.href).href,
       getTicket: ticket,
-      devices: devices.length ? devices : session.devices,
+      devices: pageDevices(),
       history: Number(params.get('history') ?? 20),
       pauseAfter: Number(params.get('pauseAfter')) || undefined,
       scope: `user-${session.user}`,
@@ -79,6 +78,12 @@ import { connect as connectStreams } from '../sse/client.js';
     }
     client.on('system', (d, meta) => logEvent(meta.stream, 'system', { data: JSON.stringify(d), lastEventId: meta.id }));
     client.onState(showStates);
+  }
+
+  // pageDevices are the machines this tab shows: #devices=, else all the user's.
+  function pageDevices() {
+    const picked = (params.get('devices') || '').split(',').filter((d) => session.devices.includes(d));
+    return picked.length ? picked : session.devices;
   }
 
   function closeStreams() {
@@ -191,7 +196,7 @@ import { connect as connectStreams } from '../sse/client.js';
     }
     params.set('user', userId);
     history.replaceState(null, '', `#${params}`);
-    for (const d of session.devices) card(d);
+    for (const d of pageDevices()) card(d);
     $('#disconnect').disabled = false;
     openStreams();
   }
