@@ -7,7 +7,7 @@ GO_TEST     ?= go test -race -count=1
 CDK_VERSION := 2.1148.1
 CDK         := .cdk/node_modules/.bin/cdk
 
-.PHONY: help build test test-go test-infra dev bench fuzz lint synth deploy smoke clean
+.PHONY: help build test test-go test-js test-infra dev bench fuzz lint synth deploy smoke clean
 
 # `make` alone lists the targets: each documented one carries a `## what it
 # does` comment on its rule line (README's table of targets is checked
@@ -20,10 +20,13 @@ build: $(FUNCTIONS:%=bin/%/bootstrap) ## bin/<fn>/bootstrap for linux/arm64 (the
 bin/%/bootstrap: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build $(GOFLAGS_FN) -o $@ ./functions/$*
 
-test: test-go test-infra ## every test: Go with -race, then the CDK tests in infra/ (without -race)
+test: test-go test-js test-infra ## every test: Go with -race, the browser client with node --test, then the CDK tests in infra/ (without -race)
 
 test-go: ## the root module's tests with -race
 	$(GO_TEST) ./...
+
+test-js: ## the browser client's parser and state machine (Node's own test runner)
+	node --test internal/jsclient/
 
 test-infra: ## the CDK tests in infra/ (needs node; run without -race)
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 go test -count=1 ./...

@@ -25,9 +25,11 @@ func Routes() []Route {
 	return []Route{
 		// POST needs ALLOW_ALL: CloudFront has no narrower set with POST.
 		{"/sse/stream-ticket", "ticket", awscloudfront.AllowedMethods_ALLOW_ALL()},
+		{"/sse/close", "ticket", awscloudfront.AllowedMethods_ALLOW_ALL()},
 		{"/sse/stream*", "stream", get},
 		{"/sse/alerts*", "stream", get},
 		{"/sse/status", "status", get},
+		{"/sse/client.*", "status", get}, // the browser client (client.js, client.d.ts)
 		{"/health", "health", get},
 	}
 }

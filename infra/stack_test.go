@@ -502,7 +502,7 @@ func TestCloudFront(t *testing.T) {
 			}
 			checkBehavior(t, v.name+" "+path, b)
 		}
-		want := []string{"/sse/stream-ticket", "/sse/stream*", "/sse/alerts*", "/sse/status", "/health"}
+		want := []string{"/sse/stream-ticket", "/sse/close", "/sse/stream*", "/sse/alerts*", "/sse/status", "/sse/client.*", "/health"}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: behaviours %v, want %v (ticket before stream*)", v.name, got, want)
 		}

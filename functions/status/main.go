@@ -1,4 +1,5 @@
-// Command status is the Lambda behind GET /sse/status.
+// Command status is the Lambda behind GET /sse/status, and serves the
+// browser client (GET /sse/client.js, /sse/client.d.ts).
 package main
 
 import (
@@ -6,11 +7,12 @@ import (
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/jsclient"
 	"github.com/machinedash/sse/internal/urlfn"
 )
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
 	// A BUFFERED function URL: one JSON response object, not a stream.
-	lambda.Start(urlfn.Buffered(a.Mux("/sse/status")))
+	lambda.Start(urlfn.Buffered(a.Mux("/sse/status", jsclient.PathJS, jsclient.PathDTS)))
 }

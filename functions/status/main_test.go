@@ -94,6 +94,20 @@ func TestStatus(t *testing.T) {
 		}
 	})
 
+	t.Run("serves the browser client", func(t *testing.T) {
+		// The same request shape at /sse/client.js (the edge routes
+		// /sse/client.* to this function).
+		ev := lambdatest.Event(t, "status-request.json", "{{TICKET}}", "x", `"/sse/status"`, `"/sse/client.js"`)
+		inv := rt.Invoke(ev, time.Now().Add(10*time.Second))
+		p, body, err := inv.Response(lambdatest.Within(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.StatusCode != 200 || !strings.HasPrefix(p.Headers["Content-Type"], "text/javascript") || p.Headers["Etag"]+p.Headers["ETag"] == "" || !bytes.Contains(body, []byte("export function connect(")) {
+			t.Fatalf("GET /sse/client.js: %d %v", p.StatusCode, p.Headers)
+		}
+	})
+
 	t.Run("logs hold no ticket", func(t *testing.T) {
 		logs, err := proc.Stop()
 		if err != nil {

@@ -1,4 +1,5 @@
-// Command ticket is the Lambda behind POST /sse/stream-ticket.
+// Command ticket is the Lambda behind POST /sse/stream-ticket and POST
+// /sse/close (both POSTs, routed alike at the edge).
 package main
 
 import (
@@ -12,5 +13,5 @@ import (
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret | config.NeedAccessToken)
 	// A BUFFERED function URL: one JSON response object, not a stream.
-	lambda.Start(urlfn.Buffered(a.Mux("/sse/stream-ticket")))
+	lambda.Start(urlfn.Buffered(a.Mux("/sse/stream-ticket", "/sse/close")))
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/api"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/jsclient"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/registry"
@@ -70,6 +72,12 @@ func MustLoad(need config.Need) *App {
 // LoadClock is Load with the app's clock given (nil: real time). The local
 // server's browser test uses it to move the service's notion of "now".
 func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
+	return LoadLog(ctx, getenv, need, clock, os.Stdout)
+}
+
+// LoadLog is LoadClock with the JSON logs written to out instead of
+// stdout (the local server's browser tests read them).
+func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock, out io.Writer) (*App, error) {
 	// Every problem at once: what Load found and what is missing.
 	cfg, err := config.Load(getenv)
 	if err := errors.Join(err, cfg.Require(need)); err != nil {
@@ -86,7 +94,7 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 	} else if err := cfg.Resolve(ctx, nil); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log := NewLogger(cfg.LogLevel)
+	log := NewLogger(out, cfg.LogLevel)
 	useRedisLog(log)
 	rdb, err := NewRedis(cfg)
 	if err != nil {
@@ -95,9 +103,10 @@ func LoadClock(ctx context.Context, getenv func(string) string, need config.Need
 	return New(cfg, rdb, log, clock)
 }
 
-// NewLogger returns the JSON logger every function uses.
-func NewLogger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+// NewLogger returns the JSON logger every function uses (on stdout, which
+// Lambda sends to CloudWatch).
+func NewLogger(out io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
 }
 
 // redisLog sends go-redis's own messages (its pool's dial retries, in
@@ -228,18 +237,22 @@ func Channels(k config.Keys) pubsub.Channels {
 	}
 }
 
-// ControlChannel carries "evict <leaseID>" between processes.
+// ControlChannel carries "evict <leaseID>" and "close <leaseID>" between
+// processes.
 func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
 
 // Routes returns the handlers by pattern, each wrapped with CORS and the
 // origin check. Only the parts the app was configured for are present.
 func (a *App) Routes() map[string]http.Handler {
 	routes := map[string]http.Handler{
-		"/health": api.Health(a.Redis, a.Config.Keys.MalformedCount()),
+		"/health":        api.Health(a.Redis, a.Config.Keys.MalformedCount()),
+		jsclient.PathJS:  jsclient.Handler(jsclient.PathJS),
+		jsclient.PathDTS: jsclient.Handler(jsclient.PathDTS),
 	}
 	if a.Streams != nil {
 		routes["/sse/stream"] = a.Streams.Data()
 		routes["/sse/alerts"] = a.Streams.Alerts()
+		routes["/sse/close"] = a.Streams.Close()
 		routes["/sse/status"] = api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
 	}
 	if a.Access != nil && a.Tickets != nil {

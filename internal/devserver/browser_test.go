@@ -140,29 +140,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 }
 
-// TestDashboardSupersededTab: a second tab of the same user takes over
-// both streams; the first shows them closed (the browser gave up after the
-// server's 204) and does not fight back, until its Reconnect button gets a
-// fresh ticket and takes the data stream back.
-func TestDashboardSupersededTab(t *testing.T) {
+// TestDashboardSupersededByAnotherBrowser: the same user in a second
+// browser (another device, say) takes over both streams; the first shows
+// them stopped as superseded and does not fight back, until its Reconnect
+// button takes them back. (Tabs of one browser share their streams: see
+// client_browser_test.go.)
+func TestDashboardSupersededByAnotherBrowser(t *testing.T) {
 	t.Parallel()
 	first := newBrowser(t)
+	second := newBrowser(t)
 	s := start(t, nil, devserver.Options{Simulate: true})
 	live := streamState("alerts") + ` === 'live' && ` + streamState("data") + ` === 'live'`
 	first.open(t, s.URL+"/#user=1")
-	first.waitFor(t, "first tab live", live, browserWait)
-
-	second := newTab(t, first.ctx)
+	first.waitFor(t, "first browser live", live, browserWait)
 	second.open(t, s.URL+"/#user=1")
-	second.waitFor(t, "second tab live", live, browserWait)
-	// The superseded stream gets a 204 on its reconnect (retry: 1-5s).
-	closed := func(stream string) string {
-		return streamState(stream) + ` === 'closed' && document.querySelector('#stream-` + stream + ` .detail').textContent.startsWith('superseded') && !document.querySelector('#stream-` + stream + ` .reconnect').hidden`
+	second.waitFor(t, "second browser live", live, browserWait)
+	stopped := func(stream string) string {
+		return streamState(stream) + ` === 'stopped' && document.querySelector('#stream-` + stream + ` .detail').textContent.startsWith('superseded') && !document.querySelector('#stream-` + stream + ` .reconnect').hidden`
 	}
-	first.waitFor(t, "first tab's streams closed as superseded", closed("alerts")+" && "+closed("data"), browserWait)
-	second.waitFor(t, "second tab still live", live, time.Second)
+	first.waitFor(t, "first browser's streams stopped as superseded", stopped("alerts")+" && "+stopped("data"), browserWait)
+	second.waitFor(t, "second browser still live", live, time.Second)
 
 	first.eval(t, `document.querySelector('#stream-data .reconnect').click()`)
-	first.waitFor(t, "first tab's data stream back", streamState("data")+` === 'live'`, browserWait)
-	second.waitFor(t, "second tab's data stream closed as superseded", closed("data"), browserWait)
+	first.waitFor(t, "first browser's streams back", live, browserWait)
+	second.waitFor(t, "second browser's streams stopped as superseded", stopped("alerts")+" && "+stopped("data"), browserWait)
 }

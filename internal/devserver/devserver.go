@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,8 @@ type Options struct {
 	// Clock is the service's clock (tickets, leases, timestamps); nil:
 	// real time. Tests move it to expire tickets without waiting.
 	Clock clockwork.Clock
+	// Log receives the service's JSON logs; nil: stdout.
+	Log io.Writer
 	// SeedEvery is how often the demo users' ownership is added again, so
 	// a restarted or flushed Redis heals by itself; 0: DefaultSeedEvery.
 	SeedEvery time.Duration
@@ -148,7 +151,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		return o.Getenv(k)
 	}
-	a, err := app.LoadClock(ctx, getenv, config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken, o.Clock)
+	if o.Log == nil {
+		o.Log = os.Stdout
+	}
+	a, err := app.LoadLog(ctx, getenv, config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken, o.Clock, o.Log)
 	if err != nil {
 		return nil, err
 	}

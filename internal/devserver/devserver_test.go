@@ -378,8 +378,12 @@ func TestPageAndAssets(t *testing.T) {
 	}
 	index := body
 	code, h, body = get("/assets/app.js")
-	if code != 200 || !strings.Contains(h.Get("Content-Type"), "javascript") || !strings.Contains(body, "new EventSource(") {
+	if code != 200 || !strings.Contains(h.Get("Content-Type"), "javascript") || !strings.Contains(body, "from '../sse/client.js'") {
 		t.Fatalf("GET /assets/app.js: %d %s", code, h.Get("Content-Type"))
+	}
+	// The module it imports, from the service itself.
+	if code, h, body := get("/sse/client.js"); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") || !strings.Contains(body, "export function connect(") {
+		t.Fatalf("GET /sse/client.js: %d %s", code, h.Get("Content-Type"))
 	}
 	for _, a := range []string{"app.css", "debug.css", "cards.js", "debug.js"} {
 		if code, _, _ := get("/assets/" + a); code != 200 || !strings.Contains(index, `"assets/`+a+`"`) {

@@ -101,6 +101,7 @@ type Subscription struct {
 	evicted chan struct{} // closed when the control channel names this stream
 	once    sync.Once     // guards lost
 	evOnce  sync.Once     // guards evicted
+	closed  atomic.Bool   // set before evicted is closed by "close <id>"
 }
 
 // Lost is closed when the shared Redis subscription broke: messages may
@@ -109,6 +110,10 @@ func (s *Subscription) Lost() <-chan struct{} { return s.lost }
 
 // Evicted is closed when another process asked this stream to end.
 func (s *Subscription) Evicted() <-chan struct{} { return s.evicted }
+
+// ClosedByClient reports, once Evicted is closed, whether the request to end
+// was the client's own close (POST /sse/close) rather than a newer stream.
+func (s *Subscription) ClosedByClient() bool { return s.closed.Load() }
 
 // DefaultBarrierTimeout is how long the shared connection may take to
 // answer a barrier ping before the hub takes it for dead and resets it.
@@ -409,17 +414,21 @@ func (h *Hub) route(channel, payload string) {
 	h.deliveries.Add(n)
 }
 
-// control handles "evict <streamID>" from another process.
+// control handles "evict <streamID>" (a newer stream took its place) and
+// "close <streamID>" (its client asked to end it) from another process.
 func (h *Hub) control(payload string) {
-	id, ok := strings.CutPrefix(payload, "evict ")
-	if !ok {
+	verb, id, _ := strings.Cut(payload, " ")
+	if verb != "evict" && verb != "close" {
 		return
 	}
 	h.mu.RLock()
 	s := h.byStream[id]
 	h.mu.RUnlock()
 	if s != nil {
-		s.evOnce.Do(func() { close(s.evicted) })
+		s.evOnce.Do(func() {
+			s.closed.Store(verb == "close")
+			close(s.evicted)
+		})
 	}
 }
 

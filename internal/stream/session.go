@@ -60,6 +60,9 @@ type session struct {
 	// arriving live right after is not sent twice. Cleared at the first
 	// heartbeat.
 	replayed map[string]struct{}
+	// history is how many of the newest alerts a fresh alerts stream sends
+	// first (history=N).
+	history int
 }
 
 // Why a stream ended (logged, and used by tests).
@@ -75,6 +78,7 @@ const (
 	endDraining    = "draining"
 	endStalled     = "write-stalled"
 	endBytes       = "byte-limit"
+	endClosed      = "closed" // POST /sse/close
 )
 
 // Retry delays the stream announces (ms, with jitter added per connection
@@ -120,6 +124,8 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	}
 	if resumed && s.purpose == registry.Alerts {
 		s.replay(r.Context(), devices, start)
+	} else if s.history > 0 {
+		s.sendHistory(r.Context(), devices, start)
 	}
 	return s.flush()
 }
@@ -151,6 +157,9 @@ func (s *session) loop(ctx context.Context) string {
 		case <-s.sub.Lost():
 			return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
 		case <-s.sub.Evicted():
+			if s.sub.ClosedByClient() {
+				return s.finish(endClosed, "closed", 0)
+			}
 			s.released = true // the evicting connect already freed the slot
 			return s.finish(endSuperseded, "superseded", 0)
 		case <-s.queue.Ready():
@@ -392,43 +401,66 @@ func (h *Handler) refuse(w http.ResponseWriter) {
 
 // replay sends, on resume, the alerts published while the client was away:
 // those in each device's history (newest first, at most ReplayLimit)
-// stamped after the watermark, oldest first. Entries without a timestamp,
-// or stamped more than StampSkew ahead of now, cannot be placed and are
-// not replayed; an entry naming another device is
-// ignored. The subscription is already live, so an alert published during
-// the replay comes both ways: the live copy is dropped by deliver.
+// stamped after the watermark, oldest first; one stamped more than
+// StampSkew ahead of now cannot be placed and is not replayed (it was
+// delivered live). The subscription is already live, so an alert published
+// during the replay comes both ways: the live copy is dropped by deliver.
 func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
-	if len(devices) == 0 {
+	all, err := s.readHistory(ctx, devices, s.h.d.ReplayLimit, now)
+	if err != nil {
+		s.log.Warn("alert replay failed", "err", err.Error())
 		return
+	}
+	out := all[:0]
+	for _, m := range all {
+		if m.Stamp.After(s.mark) && !m.Stamp.After(now.Add(StampSkew)) {
+			out = append(out, m)
+		}
+	}
+	s.sendAlerts(out, now)
+}
+
+// sendAlerts sends alerts read from history (oldest first), remembering
+// them so that their live copies are not sent twice.
+func (s *session) sendAlerts(out []*pubsub.Message, now time.Time) {
+	s.replayed = make(map[string]struct{}, len(out))
+	for _, m := range out {
+		s.replayed[string(m.Data)] = struct{}{}
+		if st := believed(m.Stamp, now); st.After(s.mark) {
+			s.mark = st
+		}
+		s.event(now, m.Kind.Event(), m.Data)
+	}
+}
+
+// readHistory reads the newest perDevice entries of each device's alert
+// history and returns them oldest first. Entries without a timestamp
+// cannot be placed and are left out; an entry naming another device is
+// ignored.
+func (s *session) readHistory(ctx context.Context, devices []string, perDevice int, now time.Time) ([]*pubsub.Message, error) {
+	if len(devices) == 0 || perDevice <= 0 {
+		return nil, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
 	pipe := s.h.d.Redis.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(devices))
 	for i, d := range devices {
-		cmds[i] = pipe.LRange(rctx, s.h.d.Keys.AlertHistory(d), 0, int64(s.h.d.ReplayLimit-1))
+		cmds[i] = pipe.LRange(rctx, s.h.d.Keys.AlertHistory(d), 0, int64(perDevice-1))
 	}
 	if _, err := pipe.Exec(rctx); err != nil && !errors.Is(err, redis.Nil) {
-		s.log.Warn("alert replay failed", "err", err.Error())
-		return
+		return nil, err
 	}
 	var out []*pubsub.Message
 	for i, d := range devices {
 		for _, raw := range cmds[i].Val() {
 			m, err := pubsub.Parse(pubsub.KindAlert, []byte(raw), now)
-			if err != nil || m.Device != d || m.Stamp.IsZero() || !m.Stamp.After(s.mark) || m.Stamp.After(now.Add(StampSkew)) {
+			if err != nil || m.Device != d || m.Stamp.IsZero() {
 				continue
 			}
 			out = append(out, m)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b *pubsub.Message) int { return a.Stamp.Compare(b.Stamp) })
-	s.replayed = make(map[string]struct{}, len(out))
-	for _, m := range out {
-		s.replayed[string(m.Data)] = struct{}{}
-		if m.Stamp.After(s.mark) {
-			s.mark = m.Stamp
-		}
-		s.event(now, m.Kind.Event(), m.Data)
-	}
+	return out, nil
 }

@@ -252,7 +252,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
 		return nil
 	}
-	cur, hasCursor := parseCursor(r.Header.Get("Last-Event-ID"))
+	cur, hasCursor := parseCursor(lastEventID(r))
 	if expired && !hasCursor {
 		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
 		return nil
@@ -269,6 +269,13 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			return nil
 		}
 	}
+	history := 0
+	if purpose == registry.Alerts {
+		if history, err = parseHistory(q.Get("history")); err != nil {
+			f.deny(http.StatusBadRequest, "history", msgHistory, nil)
+			return nil
+		}
+	}
 	if h.draining() {
 		f.soft("draining")
 		return nil
@@ -281,7 +288,8 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
 		},
-		log: invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+		history: history,
 	}
 	req := registry.Request{
 		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
@@ -337,7 +345,8 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	}
 	s.sub = sub
 	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
-	if !s.start(r, adm, devices, includeStatus, cur, hasCursor && adm.Resumed) {
+	replay := hasCursor && (adm.Resumed || !expired && purpose == registry.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
+	if !s.start(r, adm, devices, includeStatus, cur, replay) {
 		sub.Close()
 		s.release()
 		return nil

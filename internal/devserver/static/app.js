@@ -1,11 +1,13 @@
-// machinedash demo dashboard: plain EventSource, no framework, no build.
+// machinedash demo dashboard: no framework, no build.
 //
-// The page never reconnects a stream on its own: when the server rotates
-// a stream (it ends it with a retry: field) or the network drops, the
-// browser's EventSource reconnects to the same URL with Last-Event-ID, and
-// the server resumes it. Only a stream the browser gave up on (readyState
-// CLOSED: superseded, revoked, ...) offers a Reconnect button, which gets a
-// fresh ticket.
+// The streams come from the service's own browser client (/sse/client.js):
+// it gets tickets, resumes with replay, backs off, shares one alerts and
+// one data stream between this user's tabs and pauses them when every tab
+// is hidden. The page only shows its states. Only a stream the client
+// stopped for good (superseded by another browser, refused with 400/403)
+// offers a Reconnect button.
+import { connect as connectStreams } from '../sse/client.js';
+
 'use strict';
 
 (() => {
@@ -54,100 +56,67 @@
 
   // ---- streams ----------------------------------------------------------
 
-  // Stream is one EventSource and its connection state on the page.
-  class Stream {
-    constructor(name, purpose, path, query, handlers) {
-      Object.assign(this, { name, purpose, path, query, handlers });
-      this.root = $(`#stream-${name}`);
-      this.es = null;
-      this.opens = 0;
-      this.events = 0;
-      this.lastEvent = 0;
-      this.lastKind = '';
-      // Read by the debug panel (debug.js): browser reconnects after an
-      // error, opens that resumed, and the newest event id (its lease).
-      this.reconnects = 0;
-      this.resumes = 0;
-      this.lastId = '';
-      $('.reconnect', this.root).addEventListener('click', () => this.open());
-    }
-
-    async open() {
-      this.close();
-      this.opens = 0;
-      this.reconnects = 0;
-      this.resumes = 0;
-      this.lastKind = '';
-      this.show('connecting', 'getting a ticket…');
-      let t;
-      try {
-        t = await ticket(this.purpose);
-      } catch (e) {
-        this.show('closed', `ticket: ${e.message}`, true);
-        return;
-      }
-      const url = `${this.path}?ticket=${encodeURIComponent(t)}${this.query()}`;
-      const es = new EventSource(url);
-      this.es = es;
-      this.show('connecting', '');
-      es.onopen = () => {
-        this.opens++;
-        if (this.opens > 1) this.resumes++;
-        this.show('live', this.opens > 1 ? `resumed (${this.opens - 1} reconnects)` : '');
-      };
-      es.onerror = () => {
-        if (es !== this.es) return;
-        if (es.readyState === EventSource.CLOSED) {
-          const why = {
-            superseded: 'superseded by a newer connection of this user',
-            revoked: 'ticket revoked', forbidden: 'device access removed',
-          }[this.lastKind] || 'the server refused the connection';
-          this.show('closed', why, true);
-        } else {
-          this.reconnects++;
-          const why = {
-            reconnect: 'server rotated the stream; the browser reconnects',
-            unavailable: 'service unavailable; the browser retries',
-          }[this.lastKind] || 'connection lost; the browser retries';
-          this.show('reconnecting', why);
-        }
-      };
-      es.addEventListener('system', (e) => {
-        const d = parse(e.data);
-        this.lastKind = d.kind || '';
-        logEvent(this.name, 'system', e);
-        if (d.kind === 'connected' || d.kind === 'heartbeat') {
-          this.show('live', this.detailLive());
-        } else {
-          this.show(this.state, `server: ${d.kind}`);
-        }
-      });
-      for (const [name, fn] of Object.entries(this.handlers)) {
-        es.addEventListener(name, (e) => {
-          logEvent(this.name, name, e);
-          const d = parse(e.data);
-          if (d) fn(d);
+  // openStreams (re)connects this tab: as leader it opens the streams, as
+  // follower it gets them relayed from the tab that holds them.
+  function openStreams() {
+    closeStreams();
+    client = connectStreams({
+      baseUrl: new URL('.', location.href).href,
+      getTicket: ticket,
+      devices: pageDevices(),
+      history: Number(params.get('history') ?? 20),
+      pauseAfter: Number(params.get('pauseAfter')) || undefined,
+      scope: `user-${session.user}`,
+    });
+    for (const [stream, handlers] of Object.entries(HANDLERS)) {
+      for (const [name, fn] of Object.entries(handlers)) {
+        client.on(name, (d, meta) => {
+          logEvent(stream, name, { data: JSON.stringify(d), lastEventId: meta.id });
+          fn(d);
         });
       }
     }
+    client.on('system', (d, meta) => logEvent(meta.stream, 'system', { data: JSON.stringify(d), lastEventId: meta.id }));
+    client.onState(showStates);
+  }
 
-    detailLive() {
-      return this.opens > 1 ? `resumed (${this.opens - 1} reconnects)` : '';
-    }
+  // pageDevices are the machines this tab shows: #devices=, else all the user's.
+  function pageDevices() {
+    const picked = (params.get('devices') || '').split(',').filter((d) => session.devices.includes(d));
+    return picked.length ? picked : session.devices;
+  }
 
-    close() {
-      if (this.es) this.es.close();
-      this.es = null;
-    }
+  function closeStreams() {
+    if (client) client.close();
+    client = null;
+  }
 
-    show(state, detail, error = false) {
-      this.state = state;
-      const s = $('.state', this.root);
-      s.textContent = state;
-      s.className = `state ${state}${error ? ' error' : ''}`;
-      $('.detail', this.root).textContent = detail || '';
-      $('.reconnect', this.root).hidden = state !== 'closed' || !session.token;
+  // showStates shows the client's state per stream, and which tab holds them.
+  function showStates(st) {
+    document.body.dataset.sseRole = st.role;
+    document.body.dataset.sseState = st.state;
+    for (const name of Object.keys(HANDLERS)) {
+      const s = st.streams[name];
+      if (!s) {
+        show(name, st.state === 'stopped' ? 'stopped' : 'idle', st.state === 'stopped' ? st.reason : '');
+        continue;
+      }
+      const via = st.role === 'follower' && s.state === 'live' ? ' · via another tab' : '';
+      show(name, s.state, s.reason + via, s.state === 'stopped');
     }
+  }
+
+  function show(name, state, detail, error = false) {
+    const root = $(`#stream-${name}`);
+    const s = streams[name];
+    if (state !== s.state && state === 'reconnecting') s.reconnects++;
+    if (state !== s.state && state === 'live' && (detail || '').startsWith('resumed')) s.resumes++;
+    s.state = state;
+    const el = $('.state', root);
+    el.textContent = state;
+    el.className = `state ${state}${error ? ' error' : ''}`;
+    $('.detail', root).textContent = detail || '';
+    $('.reconnect', root).hidden = state !== 'stopped' || !session.token;
   }
 
   function parse(text) {
@@ -182,25 +151,35 @@
 
   // ---- wiring -----------------------------------------------------------
 
-  streams.alerts = new Stream('alerts', 'alerts', 'sse/alerts', () => '', {
-    'machine-alert': onAlert,
-    'alarm-update': onAlarm,
-  });
-  streams.data = new Stream('data', 'data', 'sse/stream',
-    () => `&deviceIds=${session.devices.map(encodeURIComponent).join(',')}`, {
+  // Which events each stream carries, and what renders them.
+  const HANDLERS = {
+    alerts: { 'machine-alert': onAlert, 'alarm-update': onAlarm },
+    data: {
       'machine-status': onStatus,
       'realtime-update': onRealtime,
       'spc-update': onSPC,
       'spc-series-update': onSeries,
-    });
+    },
+  };
+  // Page options from the URL: #user=1&devices=C01,C02&history=20&pauseAfter=180000
+  const params = new URLSearchParams(location.hash.slice(1));
+  let client = null; // the connection of this tab (connectStreams)
+
+  for (const name of Object.keys(HANDLERS)) {
+    // Read by the debug panel (debug.js) too: reconnects, resumes that
+    // followed them, and the newest event id (its lease).
+    streams[name] = { name, events: 0, lastEvent: 0, state: 'idle', reconnects: 0, resumes: 0, lastId: '' };
+    $(`#stream-${name} .reconnect`).addEventListener('click', () => openStreams());
+  }
 
   // The debug panel (debug.js) shares the session, tickets and streams.
   window.machinedash.app = { api, ticket, session, streams };
 
   function reset() {
-    for (const s of Object.values(streams)) {
-      s.close();
-      s.show('idle', '');
+    closeStreams();
+    for (const name of Object.keys(streams)) {
+      Object.assign(streams[name], { events: 0, lastEvent: 0, reconnects: 0, resumes: 0, lastId: '' });
+      show(name, 'idle', '');
     }
     window.machinedash.cards.reset();
   }
@@ -215,10 +194,11 @@
       $('#who').textContent = `login failed: ${e.message}`;
       return;
     }
-    history.replaceState(null, '', `#user=${userId}`);
-    for (const d of session.devices) card(d);
+    params.set('user', userId);
+    history.replaceState(null, '', `#${params}`);
+    for (const d of pageDevices()) card(d);
     $('#disconnect').disabled = false;
-    await Promise.all([streams.alerts.open(), streams.data.open()]);
+    openStreams();
   }
 
   $('#login').addEventListener('submit', (e) => {
@@ -226,10 +206,8 @@
     connect(Number($('#user').value));
   });
   $('#disconnect').addEventListener('click', () => {
-    for (const s of Object.values(streams)) {
-      s.close();
-      s.show('closed', 'closed by you');
-    }
+    closeStreams();
+    for (const name of Object.keys(streams)) show(name, 'stopped', 'closed by you');
     $('#disconnect').disabled = true;
   });
 
@@ -248,10 +226,10 @@
       o.textContent = `user ${u.userId} (${u.devices.join(', ')})`;
       sel.append(o);
     }
-    const m = /user=(\d+)/.exec(location.hash);
-    if (m && users.some((u) => String(u.userId) === m[1])) {
-      sel.value = m[1];
-      connect(Number(m[1]));
+    const u = params.get('user');
+    if (u && users.some((x) => String(x.userId) === u)) {
+      sel.value = u;
+      connect(Number(u));
     }
   })();
 })();

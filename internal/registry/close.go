@@ -1,0 +1,48 @@
+package registry
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed close.lua
+	closeSrc    string
+	closeScript = redis.NewScript(closeSrc)
+)
+
+// ErrNotLive is Close's refusal: no live lease of that id belongs to the
+// given user and ticket (forged, foreign, ended or expired alike, so a
+// caller learns nothing about other users' streams).
+var ErrNotLive = errors.New("registry: no such live stream")
+
+// Close ends a live lease on its client's request: the slot is free at
+// once and the lease stays resumable for the grace window. Only the lease's
+// own user and ticket may close it, and not once the ticket is revoked.
+// The caller tells the process serving it through the control channel.
+func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string) error {
+	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, Alerts), r.userKey(userID, Data)}
+	res, err := closeScript.Run(ctx, r.rdb, keys, userID, ticketID, r.grace.Milliseconds(), id).Text()
+	if err != nil {
+		return err
+	}
+	if res != "ok" {
+		return ErrNotLive
+	}
+	return nil
+}
+
+// Owner returns the user and purpose of a lease that still has its record
+// (live, or ended within the grace window); found is false once it is gone.
+func (r *Registry) Owner(ctx context.Context, id string) (userID, purpose string, found bool, err error) {
+	v, err := r.rdb.HMGet(ctx, r.leaseKey(id), "userId", "purpose").Result()
+	if err != nil {
+		return "", "", false, err
+	}
+	u, _ := v[0].(string)
+	p, _ := v[1].(string)
+	return u, p, u != "", nil
+}

@@ -1,0 +1,65 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/web"
+)
+
+// Close serves POST /sse/close?ticket=<the stream's ticket>, body the
+// stream's last event id as text/plain (what navigator.sendBeacon sends
+// without a CORS preflight). Lambda never learns that a browser left, so a
+// page that goes away or pauses says so: the lease is freed at once and
+// the stream, in whichever process serves it, ends within a second. Only
+// the stream's own user and ticket (expired or not, as for a resume) may
+// close it; a forged, foreign or ended id is refused with one answer and
+// ends nothing. The cursor stays resumable for the resume window.
+func (h *Handler) Close() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !web.Method(w, r, http.MethodPost) {
+			return
+		}
+		raw := r.URL.Query().Get("ticket")
+		if raw == "" {
+			web.Error(w, http.StatusUnauthorized, msgAuth)
+			return
+		}
+		claims, err := h.d.Tickets.Parse(raw)
+		if err != nil && !errors.Is(err, ticket.ErrExpired) {
+			web.Error(w, http.StatusUnauthorized, msgTicket)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256))
+		cur, ok := parseCursor(strings.TrimSpace(string(body)))
+		if err != nil || !ok {
+			web.Error(w, http.StatusBadRequest, "The body must be the stream's last event id")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
+		defer cancel()
+		err = h.d.Registry.Close(ctx, cur.Lease, claims.UserID, h.d.Tickets.Key(claims.ID), claims.ID)
+		switch {
+		case errors.Is(err, registry.ErrNotLive):
+			web.Error(w, http.StatusNotFound, "No open stream of this ticket has this id")
+			return
+		case err != nil:
+			h.d.Log.Warn("stream close failed", slog.String("err", err.Error()))
+			web.Error(w, http.StatusServiceUnavailable, "Service temporarily unavailable")
+			return
+		}
+		h.d.Log.Info("stream close requested", slog.String("user", claims.UserID))
+		if err := h.d.Redis.Publish(ctx, h.d.Control, "close "+cur.Lease).Err(); err != nil {
+			// The lease is freed already; the stream ends at its next
+			// heartbeat, when its renewal finds it gone.
+			h.d.Log.Warn("close notice failed", slog.String("err", err.Error()))
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
