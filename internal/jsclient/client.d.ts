@@ -12,7 +12,12 @@ export interface StreamState {
 export interface ClientState extends StreamState {
   /** Each stream in use: alerts, and data when any tab asks for devices. */
   streams: { alerts?: StreamState; data?: StreamState };
-  /** leader: this tab holds the streams; follower: another tab does and relays; solo: not shared. */
+  /**
+   * pending: not elected yet (getting the first ticket, whose user decides which tabs share;
+   * also while the page is in the back/forward cache); leader: this tab holds the streams;
+   * follower: another tab does and relays; solo: not shared (shared: false, no BroadcastChannel,
+   * or a ticket whose user cannot be read).
+   */
   role: 'pending' | 'leader' | 'follower' | 'solo';
 }
 
@@ -45,7 +50,7 @@ export interface ConnectOptions {
   withCredentials?: boolean;
   /** Share one stream per purpose between this origin's tabs (default true). */
   shared?: boolean;
-  /** Tabs share streams only with tabs of the same user (the first ticket's sub); a scope narrows that further. */
+  /** Tabs share streams only with tabs of the same user (the first ticket's sub; none readable: the tab runs alone); a scope narrows that further. */
   scope?: string;
   /** Test seams: fetch, setTimeout, clearTimeout, now, random, document, window, locks, BroadcastChannel, sendBeacon. */
   env?: Record<string, unknown>;
@@ -66,9 +71,9 @@ export interface SSEClient {
   /** Called at once and on every change. Returns a function that stops listening. */
   onState(fn: (state: ClientState) => void): () => void;
   readonly state: ClientState;
-  /** This tab's devices; the data stream carries the union of every tab's. Throws past maxDevices. */
+  /** This tab's devices; the data stream carries the union of every tab's. Throws past maxDevices; does nothing after close(). */
   setDevices(devices: string[]): void;
-  /** Ends this tab's part: its streams get the close beacon, another tab takes over. */
+  /** Ends this tab's part for good: its streams get the close beacon, another tab takes over. To reconnect, connect() again. */
   close(): void;
 }
 

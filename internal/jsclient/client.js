@@ -19,7 +19,8 @@
 //   others; when it goes, the next tab takes over from the last id;
 // - when every tab has been hidden for pauseAfter, the streams are closed
 //   with POST /sse/close (navigator.sendBeacon) and the state is "paused";
-//   a visible tab reopens them and the missed alerts are replayed.
+//   a visible tab reopens them and the missed alerts are replayed. A page
+//   put in the back/forward cache does the same and rejoins on pageshow.
 //
 // States: connecting, live, reconnecting, paused, stopped (each with a
 // reason). Types: /sse/client.d.ts.
@@ -155,6 +156,13 @@ export class EventStreamParser {
 /** @typedef {{state: string, reason: string}} StreamState */
 
 /**
+ * One fetch of a stream. ticket and lastId are its own: a close beacon
+ * must name this connection's lease, not the previous one's cursor that
+ * the stream resumes from.
+ * @typedef {{ctrl: AbortController, kind: string, retry: number | null, closing: boolean, cut: any, ticket: string, lastId: string, beaconDue: boolean}} Conn
+ */
+
+/**
  * One stream of the leader tab: a fetch at a time, and its state machine.
  */
 class Stream {
@@ -180,7 +188,7 @@ class Stream {
     this.healthy = null; // resets the backoff after a healthy minute
     /** @type {any} */
     this.watchdog = null;
-    /** @type {{ctrl: AbortController, kind: string, retry: number | null, closing: boolean, cut: any} | null} */
+    /** @type {Conn | null} */
     this.conn = null;
     this.opens = 0;
   }
@@ -220,7 +228,8 @@ class Stream {
   }
 
   async connect() {
-    const conn = { ctrl: new AbortController(), kind: '', retry: null, closing: false, cut: null };
+    /** @type {Conn} */
+    const conn = { ctrl: new AbortController(), kind: '', retry: null, closing: false, cut: null, ticket: '', lastId: '', beaconDue: false };
     this.conn = conn;
     if (!this.ticket) {
       try {
@@ -233,6 +242,7 @@ class Stream {
       }
       if (this.conn !== conn) return;
     }
+    conn.ticket = /** @type {string} */ (this.ticket);
     /** @type {Response} */
     let res;
     this.arm(conn); // a response that never starts is as dead as a silent one
@@ -248,15 +258,16 @@ class Stream {
       this.conn = null;
       return this.backoff('network error');
     }
+    const ok = res.status === 200 && (res.headers.get('Content-Type') || '').startsWith('text/event-stream') && res.body;
     if (this.conn !== conn) {
+      // Shut before its answer came: read it up to its first id, to close it by that.
+      if (ok && conn.closing && conn.beaconDue) return this.read(conn, res);
       conn.ctrl.abort();
       return;
     }
     const fresh = this.freshTicket;
     this.freshTicket = false;
-    if (res.status === 200 && (res.headers.get('Content-Type') || '').startsWith('text/event-stream') && res.body) {
-      return this.read(conn, res);
-    }
+    if (ok) return this.read(conn, res);
     this.conn = null;
     const body = await res.text().catch(() => '');
     conn.ctrl.abort();
@@ -279,14 +290,14 @@ class Stream {
   }
 
   /**
-   * @param {{ctrl: AbortController, kind: string, retry: number | null, closing: boolean, cut: any}} conn
+   * @param {Conn} conn
    * @param {Response} res
    */
   async read(conn, res) {
     const reader = /** @type {ReadableStream<Uint8Array>} */ (res.body).getReader();
     const dec = new TextDecoder();
     const parser = new EventStreamParser((ev) => this.event(conn, ev), (ms) => { conn.retry = ms; });
-    this.arm(conn);
+    if (!conn.closing) this.arm(conn);
     let failed = false;
     try {
       for (;;) {
@@ -310,14 +321,22 @@ class Stream {
   }
 
   /**
-   * @param {{kind: string, retry: number | null, closing: boolean}} conn
+   * @param {Conn} conn
    * @param {{type: string, data: string, lastEventId: string}} ev
    */
   event(conn, ev) {
+    if (ev.lastEventId) conn.lastId = ev.lastEventId;
     // A stream being closed says nothing more: what it still carries is
-    // replayed from the cursor its close named, so nothing comes twice
-    // when it is reopened before it has ended.
-    if (conn.closing) return;
+    // replayed from the cursor the stream resumes from, so nothing comes
+    // twice when it is reopened before it has ended. One shut before its
+    // first event is closed by that event's id (see beacon).
+    if (conn.closing) {
+      if (conn.beaconDue && conn.lastId) {
+        conn.beaconDue = false;
+        this.c.beacon(conn.ticket, conn.lastId);
+      }
+      return;
+    }
     if (ev.lastEventId) this.lastId = ev.lastEventId;
     if (ev.type === 'system') {
       const d = parseJSON(ev.data);
@@ -337,7 +356,7 @@ class Stream {
 
   /**
    * The response ended (failed: with a network error).
-   * @param {{kind: string, retry: number | null}} conn
+   * @param {Conn} conn
    * @param {boolean} failed
    */
   ended(conn, failed) {
@@ -380,6 +399,10 @@ class Stream {
   }
 
   superseded() {
+    // A superseded lease's cursor is only ever answered 204: a retry (see
+    // Client.retry) starts afresh.
+    if (this.c.lastIds[this.purpose] === this.lastId) this.c.lastIds[this.purpose] = '';
+    this.lastId = '';
     if (this.c.supersededByOwnTab()) {
       // Two leaders for a moment (the fallback election): the other stays.
       this.stop('another tab of this page holds the stream');
@@ -389,7 +412,7 @@ class Stream {
     this.stop('superseded: a newer connection of this user (another browser or device) took over');
   }
 
-  /** Silence for 2 x heartbeat + 5 s: the connection is dead. @param {{ctrl: AbortController}} conn */
+  /** Silence for 2 x heartbeat + 5 s: the connection is dead. @param {Conn} conn */
   arm(conn) {
     this.clearWatchdog();
     const ms = 2 * this.c.opts.heartbeat + 5_000;
@@ -423,10 +446,21 @@ class Stream {
     this.set('stopped', reason);
   }
 
-  /** Sends the close beacon for the open stream, if any. */
+  /**
+   * Sends the close beacon for the open connection, named by its own
+   * ticket and last id (the stream's cursor may still be the previous
+   * lease's, which the server would answer 404 while this one stays open
+   * and billed). A connection without an event yet (its fetch unanswered,
+   * or no byte yet) is closed by its first event's id, if that comes
+   * within CLOSE_GRACE; after that drop() aborts it, and a stream the
+   * server admitted meanwhile runs until its rotation (on pagehide nothing
+   * better is possible: the page is gone before the first event).
+   */
   beacon() {
-    if (!this.conn || !this.ticket || !this.lastId || this.conn.closing) return false;
-    return this.c.beacon(this.ticket, this.lastId);
+    const conn = this.conn;
+    if (!conn || conn.closing || !conn.ticket) return;
+    if (conn.lastId) this.c.beacon(conn.ticket, conn.lastId);
+    else conn.beaconDue = true;
   }
 
   /** Lets go of the current connection. @param {boolean} [gently] */
@@ -499,6 +533,13 @@ class Client {
     this.backlog = [];
     this.paused = false;
     this.closed = false;
+    this.suspended = false; // the page is in the back/forward cache
+    this.gen = 0; // counts leave(): an election of an earlier generation ends
+    this.useLocks = false; // elected by Web Locks (else the fallback heartbeat)
+    this.greeted = false; // the first hello (a new client: a retry) was said
+    /** A new leader: the tab that led before, until its bye (its last relayed events come first). */
+    this.handover = '';
+    this.handoverTimer = null;
     /** @type {any[]} */
     this.timers = [];
     this.pauseTimer = null;
@@ -514,8 +555,10 @@ class Client {
     }
     const win = env.window;
     if (win && win.addEventListener) {
-      this.onPagehide = () => this.pagehide();
+      this.onPagehide = (/** @type {any} */ e) => this.pagehide(e);
+      this.onPageshow = (/** @type {any} */ e) => this.pageshow(e);
       win.addEventListener('pagehide', this.onPagehide);
+      win.addEventListener('pageshow', this.onPageshow);
     }
     this.elect();
   }
@@ -554,7 +597,9 @@ class Client {
    * subject (a ticket is a JWT; nothing is verified here, the server does)
    * joins the scope, so a tab of another user on the same origin never
    * gets this user's events. Until a ticket comes, the tab waits (backing
-   * off): leading alone would supersede its own tabs' streams.
+   * off): leading alone would supersede its own tabs' streams. A ticket
+   * whose user cannot be read (not a JWT, or no sub) shares with nobody:
+   * the tab runs alone, as tabs of two such users must never meet.
    */
   async elect() {
     const { BroadcastChannel: BC, locks } = this.env;
@@ -562,6 +607,8 @@ class Client {
       this.lead();
       return;
     }
+    const gen = this.gen;
+    const gone = () => this.closed || this.gen !== gen;
     const purpose = this.opts.alerts ? 'alerts' : 'data';
     let user = '';
     for (let attempt = 0; ; attempt++) {
@@ -571,17 +618,21 @@ class Client {
         user = subject(t);
         break;
       } catch (e) {
-        if (this.closed) return;
+        if (gone()) return;
         const o = this.opts;
         const ms = Math.floor(this.env.random() * Math.min(o.backoffCap, o.backoffBase * 2 ** attempt));
         this.pendingReason = `ticket: ${message(e)}; retry in ${Math.round(ms / 100) / 10} s`;
         this.changed();
         await new Promise((r) => { this.timers.push(this.env.setTimeout(r, ms)); });
       }
-      if (this.closed) return;
+      if (gone()) return;
     }
-    if (this.closed) return;
+    if (gone()) return;
     this.pendingReason = '';
+    if (user === '') {
+      this.lead();
+      return;
+    }
     const name = `machinedash-sse:${this.base}:${this.opts.scope}:${user}`;
     this.channel = new BC(name);
     this.channel.onmessage = (/** @type {MessageEvent} */ e) => this.message(e.data);
@@ -589,8 +640,9 @@ class Client {
     this.hello();
     this.every(HELLO_EVERY, () => { if (this.role === 'follower') this.hello(); else this.prune(); });
     if (locks && locks.request) {
+      this.useLocks = true;
       locks.request(name, () => new Promise((release) => {
-        if (this.closed) return release(undefined);
+        if (gone()) return release(undefined);
         this.releaseLock = release;
         this.lead();
       })).catch(() => {});
@@ -614,20 +666,59 @@ class Client {
 
   lead() {
     if (this.closed || this.role === 'leader' || this.role === 'solo') return;
+    // With Web Locks the lock can come before the last events the previous
+    // leader relayed (and its bye): the alerts stream opens after them (or
+    // SETTLE), so it resumes after the last alert the tabs were given.
+    this.handover = this.useLocks && this.leaderId !== '' && this.leaderId !== this.id && this.leaderAt !== -Infinity ? this.leaderId : '';
     this.role = this.channel ? 'leader' : 'solo';
     this.leaderId = this.id;
-    this.streams.alerts.lastId = this.streams.alerts.lastId || this.lastIds.alerts;
-    this.streams.data.lastId = this.streams.data.lastId || this.lastIds.data;
+    this.paused = false;
+    // The data stream starts afresh (a relayed cursor names the previous
+    // leader's device list), for whichever devices reconcile finds.
+    this.streams.data.devices = [];
     if (this.channel) {
       this.post({ t: 'leader' });
       this.post({ t: 'who' });
     }
-    if (this.opts.alerts) this.streams.alerts.open('opening');
+    if (!this.handover) this.openAlerts();
+    else {
+      if (this.opts.alerts) this.streams.alerts.set('connecting', 'taking over from the tab that held the streams');
+      this.handoverTimer = this.env.setTimeout(() => this.openAlerts(), SETTLE);
+    }
     // The data stream waits a moment for the other tabs' devices.
     if (this.channel) this.settleTimer = this.env.setTimeout(() => { this.settleTimer = null; this.reconcile(); }, SETTLE);
     else this.reconcile();
     this.visibility();
     this.changed();
+  }
+
+  /** Leader: opens the alerts stream from the last id the tab knows. */
+  openAlerts() {
+    if (this.handoverTimer !== null) { this.env.clearTimeout(this.handoverTimer); this.handoverTimer = null; }
+    this.handover = '';
+    if (this.closed || (this.role !== 'leader' && this.role !== 'solo')) return;
+    const s = this.streams.alerts;
+    s.lastId = s.lastId || this.lastIds.alerts;
+    if (!this.opts.alerts) return;
+    if (this.paused) s.set('paused', 'every tab hidden');
+    else s.open('opening');
+  }
+
+  /**
+   * Leader: a new client in another tab (the app's Reconnect, or a new
+   * page) reopens the streams that stopped for good, as a page of its own
+   * would: a tab saying hello again does not.
+   */
+  retry() {
+    const a = this.streams.alerts;
+    if (this.opts.alerts && a.state === 'stopped' && !this.handover) {
+      a.opens = 0;
+      a.attempt = 0;
+      if (this.paused) a.set('paused', 'every tab hidden');
+      else a.open('opening');
+    }
+    const d = this.streams.data;
+    if (d.state === 'stopped') d.devices = []; // reconcile reopens it for the tabs' devices
   }
 
   /** Steps down (fallback election only). */
@@ -637,6 +728,25 @@ class Client {
     for (const s of Object.values(this.streams)) s.stop('another tab leads');
     this.clearPause();
     this.hello();
+  }
+
+  /**
+   * Follower: whether a message comes from the leader. A claim (or, with
+   * no leader known, any word of a leader) adopts its sender: with Web
+   * Locks the latest claim (the lock has one holder); without, two tabs
+   * may lead for a moment and the smaller id stays, so a claim replaces a
+   * leader only with a smaller id or after LEADER_TIMEOUT of silence.
+   * @param {string} from @param {boolean} claim
+   */
+  fromLeader(from, claim) {
+    const now = this.env.now();
+    const none = this.leaderId === '' || this.leaderId === this.id || this.leaderAt === -Infinity;
+    if (from !== this.leaderId && !none) {
+      if (!claim || !(this.useLocks || from < this.leaderId || now - this.leaderAt > LEADER_TIMEOUT)) return false;
+    }
+    this.leaderId = from;
+    this.leaderAt = now;
+    return true;
   }
 
   supersededByOwnTab() {
@@ -649,7 +759,9 @@ class Client {
   }
 
   hello() {
-    this.post({ t: 'hello', devices: this.devices, visible: this.visible() });
+    const retry = !this.greeted;
+    this.greeted = true;
+    this.post({ t: 'hello', devices: this.devices, visible: this.visible(), retry });
   }
 
   /** @param {any} m */
@@ -657,41 +769,57 @@ class Client {
     if (!m || typeof m !== 'object' || m.from === this.id) return;
     switch (m.t) {
       case 'leader':
+        if (this.role !== 'leader') {
+          this.fromLeader(m.from, true);
+          break;
+        }
         this.leaderId = m.from;
         this.leaderAt = this.env.now();
-        if (this.role === 'leader' && !this.env.locks && m.from < this.id) this.follow();
+        if (!this.useLocks && m.from < this.id) this.follow();
         break;
       case 'who':
         if (this.role === 'follower') this.hello();
         break;
       case 'hello':
         if (this.role !== 'leader') break;
-        if (!this.tabs.has(m.from) && this.backlog.length) this.post({ t: 'backlog', to: m.from, events: this.backlog });
+        // With the backlog its cursor: a tab that takes over before the next
+        // relayed event resumes after it instead of asking for history again.
+        if (!this.tabs.has(m.from) && this.backlog.length) this.post({ t: 'backlog', to: m.from, events: this.backlog, lastId: this.lastIds.alerts });
         this.tabs.set(m.from, { devices: Array.isArray(m.devices) ? m.devices : [], visible: !!m.visible, at: this.env.now() });
+        if (m.retry === true) this.retry();
         this.reconcile();
         this.visibility();
         this.post({ t: 'state', streams: this.ownStates() });
         break;
       case 'bye':
+        // The leader went: without Web Locks the next tick claims (not
+        // LEADER_TIMEOUT later); a new leader opens alerts now.
+        if (this.role === 'follower' && m.from === this.leaderId) this.leaderAt = -Infinity;
+        if (this.role === 'leader' && m.from === this.handover) this.openAlerts();
         if (this.role === 'leader' && this.tabs.delete(m.from)) {
           this.reconcile();
           this.visibility();
         }
         break;
       case 'event':
-        if (this.role === 'leader') break;
+        if (m.stream !== 'alerts' && m.stream !== 'data') break;
+        if (this.role === 'leader') {
+          // The previous leader's last events, before this tab's stream opens.
+          if (m.from !== this.handover) break;
+        } else if (!this.useLocks && !this.fromLeader(m.from, false)) {
+          break; // a leader about to step down (the fallback election)
+        }
         if (m.id) this.lastIds[/** @type {'alerts'|'data'} */ (m.stream)] = m.id;
         this.deliver(m.stream, m.type, m.data, m.id);
         break;
       case 'backlog':
         if (m.to === this.id && Array.isArray(m.events)) {
+          if (typeof m.lastId === 'string' && m.lastId) this.lastIds.alerts = m.lastId;
           for (const e of m.events) this.deliver('alerts', e.type, e.data, e.id);
         }
         break;
       case 'state':
-        if (this.role === 'leader') break;
-        this.leaderId = m.from;
-        this.leaderAt = this.env.now();
+        if (this.role === 'leader' || !this.fromLeader(m.from, false)) break;
         this.remote = m.streams || {};
         this.changed();
         break;
@@ -718,7 +846,7 @@ class Client {
 
   /** Leader: the data stream carries the union of the tabs' devices. */
   reconcile() {
-    if (this.role !== 'leader' && this.role !== 'solo') return;
+    if (this.closed || (this.role !== 'leader' && this.role !== 'solo')) return;
     if (this.settleTimer !== null) return;
     const s = this.streams.data;
     const want = this.union();
@@ -729,7 +857,8 @@ class Client {
       return;
     }
     // Only a change of the device set reopens: a stream stopped for good
-    // (403, say) is not retried because a tab said hello again.
+    // (403, say) is not retried because a tab said hello again (a new
+    // client's first hello is a retry: see retry).
     if (want.join(',') === s.devices.join(',')) return;
     if (s.running()) s.shut('stopped', 'the device set changed');
     s.lastId = ''; // a cursor is bound to its device list
@@ -781,9 +910,53 @@ class Client {
     if (this.pauseTimer !== null) { this.env.clearTimeout(this.pauseTimer); this.pauseTimer = null; }
   }
 
-  /** The tab goes away: close() sends the close beacons of its streams. */
-  pagehide() {
-    this.close('the page was closed');
+  /**
+   * The tab goes away: close() sends the close beacons of its streams. A
+   * page kept in the back/forward cache (persisted) may come back: it lets
+   * go of its streams and its part (beacons, bye, the lock), so the other
+   * tabs go on without it, and joins again on pageshow.
+   * @param {{persisted?: boolean} | undefined} e
+   */
+  pagehide(e) {
+    if (e && e.persisted) this.suspend();
+    else this.close('the page was closed');
+  }
+
+  /** @param {{persisted?: boolean} | undefined} e */
+  pageshow(e) {
+    if (!e || !e.persisted || !this.suspended || this.closed) return;
+    this.suspended = false;
+    this.elect();
+    this.changed();
+  }
+
+  suspend() {
+    if (this.closed || this.suspended) return;
+    for (const s of Object.values(this.streams)) if (s.running()) s.shut('paused', 'the page is in the back/forward cache');
+    this.leave();
+    this.suspended = true;
+    this.role = 'pending';
+    this.tabs.clear();
+    this.remote = {};
+    this.leaderId = '';
+    this.leaderAt = -Infinity;
+    this.paused = false;
+    this.greeted = false;
+    this.changed();
+  }
+
+  /** Ends this tab's part in the election: bye, timers, the lock, the channel. */
+  leave() {
+    this.clearPause();
+    this.post({ t: 'bye' });
+    this.gen++;
+    for (const t of this.timers) this.env.clearTimeout(t);
+    this.timers = [];
+    if (this.settleTimer !== null) { this.env.clearTimeout(this.settleTimer); this.settleTimer = null; }
+    if (this.handoverTimer !== null) { this.env.clearTimeout(this.handoverTimer); this.handoverTimer = null; }
+    this.handover = '';
+    if (this.releaseLock) { this.releaseLock(undefined); this.releaseLock = null; }
+    if (this.channel) { this.channel.close(); this.channel = null; }
   }
 
   // ---- events and states
@@ -833,6 +1006,13 @@ class Client {
   /** The streams as this tab sees them (a follower: the leader's). */
   streamStates() {
     if (this.closed) return {};
+    if (this.suspended) {
+      /** @type {Record<string, StreamState>} */
+      const out = {};
+      if (this.opts.alerts) out.alerts = { state: 'paused', reason: 'the page is in the back/forward cache' };
+      if (this.devices.length) out.data = { state: 'paused', reason: 'the page is in the back/forward cache' };
+      return out;
+    }
     if (this.role === 'leader' || this.role === 'solo') return this.ownStates();
     /** @type {Record<string, StreamState>} */
     const out = {};
@@ -869,8 +1049,9 @@ class Client {
 
   /** @param {() => void} fn @param {number} ms */
   every(ms, fn) {
+    const gen = this.gen;
     const tick = () => {
-      if (this.closed) return;
+      if (this.closed || this.gen !== gen) return;
       fn();
       this.timers.push(this.env.setTimeout(tick, ms));
       if (this.timers.length > 8) this.timers.splice(0, this.timers.length - 8);
@@ -896,6 +1077,7 @@ class Client {
 
   /** @param {string[]} devices */
   setDevices(devices) {
+    if (this.closed) return; // a closed client opens nothing again
     this.devices = checkDevices(devices, this.opts.maxDevices);
     if (this.role === 'follower') this.hello();
     else this.reconcile();
@@ -906,18 +1088,16 @@ class Client {
   close(reason = 'closed') {
     if (this.closed) return;
     for (const s of Object.values(this.streams)) if (s.running()) s.shut('stopped', reason);
-    this.clearPause();
-    this.post({ t: 'bye' });
+    this.leave();
     this.closed = true;
     this.closeReason = reason;
-    for (const t of this.timers) this.env.clearTimeout(t);
-    if (this.settleTimer !== null) this.env.clearTimeout(this.settleTimer);
-    if (this.releaseLock) this.releaseLock(undefined);
-    if (this.channel) this.channel.close();
     const doc = this.env.document;
     if (doc && doc.removeEventListener) doc.removeEventListener('visibilitychange', this.onVisibility);
     const win = this.env.window;
-    if (win && win.removeEventListener) win.removeEventListener('pagehide', this.onPagehide);
+    if (win && win.removeEventListener) {
+      win.removeEventListener('pagehide', this.onPagehide);
+      win.removeEventListener('pageshow', this.onPageshow);
+    }
     const st = this.state;
     for (const fn of [...this.stateFns]) {
       try { fn(st); } catch { /* closing */ }
@@ -942,7 +1122,7 @@ function checkDevices(list, max) {
 
 /**
  * The subject (user id) of a ticket, read without verification; "" for a
- * ticket that is not a JWT.
+ * ticket that is not a JWT or has no sub (such a tab shares with nobody).
  * @param {string} ticket
  */
 function subject(ticket) {

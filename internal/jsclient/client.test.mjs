@@ -76,6 +76,10 @@ class Server {
   }
 }
 
+// jwt is a ticket-shaped token for a user (the client reads sub, never
+// verifies); n tells tickets of one user apart.
+const jwt = (sub, n) => `e30.${Buffer.from(JSON.stringify(n === undefined ? { sub } : { sub, n })).toString('base64url')}.sig`;
+
 const seed = (status, message) => JSON.stringify({ statusCode: status, message, error: 'x' });
 const sys = (id, kind) => `id: ${id}\nevent: system\ndata: {"kind":"${kind}","ts":"2026-01-01T00:00:00.000Z"}\n\n`;
 const alert = (id, n) => `id: ${id}\nevent: machine-alert\ndata: {"deviceId":"C01","alert":{"n":${n}}}\n\n`;
@@ -346,17 +350,25 @@ test('devices are checked against MAX_DEVICES_PER_STREAM', () => {
 // ---- tabs ----------------------------------------------------------------------
 
 // Tabs share fake Web Locks and a fake BroadcastChannel (messages are
-// cloned and delivered asynchronously, as in a browser).
+// cloned and delivered asynchronously, as in a browser). A test can cut
+// the channel between two tabs (tab(tag) gives a tab's env; cut(from, to)
+// says whether a message is lost) or hold every message until flush().
 function fakeTabs() {
   const channels = new Map();
+  const shared = { cut: null, held: null };
   class BC {
-    constructor(name) { this.name = name; this.onmessage = null; if (!channels.has(name)) channels.set(name, new Set()); channels.get(name).add(this); }
+    constructor(name) { this.name = name; this.tag = this.constructor.tag; this.onmessage = null; if (!channels.has(name)) channels.set(name, new Set()); channels.get(name).add(this); }
     postMessage(m) {
+      if (this.closed) throw new DOMException('BroadcastChannel is closed', 'InvalidStateError'); // as a browser does
       for (const o of channels.get(this.name)) {
-        if (o !== this) { const data = structuredClone(m); queueMicrotask(() => o.onmessage && o.onmessage({ data })); }
+        if (o === this || (shared.cut && shared.cut(this.tag, o.tag))) continue;
+        const data = structuredClone(m);
+        const go = () => { if (!o.closed && o.onmessage) o.onmessage({ data }); };
+        if (shared.held) shared.held.push(go);
+        else queueMicrotask(go);
       }
     }
-    close() { channels.get(this.name).delete(this); }
+    close() { this.closed = true; channels.get(this.name).delete(this); }
   }
   const held = new Set(); // lock names held
   const queues = new Map(); // lock name -> waiting requests
@@ -374,7 +386,11 @@ function fakeTabs() {
       pump(name);
     }),
   };
-  return { BroadcastChannel: BC, locks };
+  shared.BroadcastChannel = BC;
+  shared.locks = locks;
+  shared.tab = (tag, extra = {}) => ({ BroadcastChannel: class extends BC { static tag = tag; }, locks, ...extra });
+  shared.flush = () => { const h = shared.held || []; shared.held = null; for (const go of h) go(); };
+  return shared;
 }
 
 test('tabs: one leader holds one alerts and one data stream for the union of devices; events are relayed; the next tab takes over from the last id', async () => {
@@ -384,7 +400,7 @@ test('tabs: one leader holds one alerts and one data stream for the union of dev
   let n = 0;
   const tab = (devices) => {
     const env = fakeEnv(clock, server, shared);
-    const client = connect({ baseUrl: 'http://svc.test', devices, getTicket: async (p) => `T${++n}-${p}`, env });
+    const client = connect({ baseUrl: 'http://svc.test', devices, getTicket: async () => jwt('1', ++n), env });
     const got = { alerts: [], data: [] };
     client.on('machine-alert', (d) => got.alerts.push(d.alert.n));
     client.on('realtime-update', (d) => got.data.push(d.deviceId));
@@ -430,8 +446,8 @@ test('tabs: a union past MAX_DEVICES_PER_STREAM is a clear error', async () => {
   const clock = new Clock();
   const server = new Server();
   const env = fakeEnv(clock, server, shared);
-  const a = connect({ alerts: false, devices: ['C01', 'C02'], maxDevices: 3, getTicket: async () => 'T', env });
-  const b = connect({ alerts: false, devices: ['C03', 'C04'], maxDevices: 3, getTicket: async () => 'T', env });
+  const a = connect({ alerts: false, devices: ['C01', 'C02'], maxDevices: 3, getTicket: async () => jwt('1'), env });
+  const b = connect({ alerts: false, devices: ['C03', 'C04'], maxDevices: 3, getTicket: async () => jwt('1'), env });
   await clock.advance(200);
   assert.deepEqual(server.calls.filter((c) => !c.aborted).map((c) => c.url.search), []);
   assert.equal(a.state.state, 'stopped');
@@ -471,9 +487,6 @@ test('a stream that keeps dropping backs off, waiting at least the server\'s ret
   await clock.advance(1);
   assert.equal((await server.next(2)).q('lastEventId'), 'L.1.2');
 });
-
-// jwt is a ticket-shaped token for a user (the client reads sub, never verifies).
-const jwt = (sub) => `e30.${Buffer.from(JSON.stringify({ sub })).toString('base64url')}.sig`;
 
 test('tabs of different users on one origin never share streams', async () => {
   const shared = fakeTabs();
@@ -532,4 +545,265 @@ test('tabs without Web Locks: a BroadcastChannel heartbeat elects one leader, an
   assert.equal(b.state.role, 'leader');
   assert.equal(server.calls.filter((c) => c.url.pathname === '/sse/alerts').length, 2);
   b.close();
+});
+
+// ---- the reviewer's cases --------------------------------------------------
+
+// tabOf connects a tab of user 1 with the given env fakes; got has its
+// alerts (n) and data events (deviceId).
+let ticketNo = 0;
+function tabOf(clock, server, envExtra, options = {}) {
+  const env = fakeEnv(clock, server, envExtra);
+  const client = connect({ baseUrl: 'http://svc.test', getTicket: async () => jwt('1', ++ticketNo), env, ...options });
+  const got = { alerts: [], data: [] };
+  client.on('machine-alert', (d) => got.alerts.push(d.alert.n));
+  client.on('realtime-update', (d) => got.data.push(d.deviceId));
+  return { client, got };
+}
+const live = (server, path) => server.calls.filter((c) => c.url.pathname === path && !c.aborted);
+
+test('Reconnect in a follower tab: a new client\'s first hello reopens the leader\'s stopped streams', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const a = tabOf(clock, server, shared);
+  const b = tabOf(clock, server, shared);
+  await clock.advance(200);
+  assert.deepEqual([a.client.state.role, b.client.state.role], ['leader', 'follower']);
+  const first = live(server, '/sse/alerts')[0];
+  first.open(sys('L.1.1', 'connected') + sys('L.1.2', 'superseded'));
+  first.end();
+  await settle();
+  assert.match(b.client.state.reason, /^superseded/);
+  await clock.advance(10_000); // hellos again: nothing reopens
+  assert.equal(server.calls.filter((c) => c.url.pathname === '/sse/alerts').length, 1);
+  b.client.close(); // the app's Reconnect button
+  const b2 = tabOf(clock, server, shared);
+  await clock.advance(200);
+  assert.equal(b2.client.state.role, 'follower');
+  const again = server.calls.filter((c) => c.url.pathname === '/sse/alerts');
+  assert.equal(again.length, 2, 'the leader reopened its stopped alerts stream');
+  assert.equal(again[1].q('lastEventId'), null, 'a superseded lease\'s cursor would get 204 again');
+  again[1].open(sys('M.1.1', 'connected') + alert('M.1.2', 5));
+  await settle();
+  assert.equal(b2.client.state.state, 'live');
+  assert.deepEqual(b2.got.alerts, [5]);
+  a.client.close();
+  b2.client.close();
+});
+
+test('setDevices after close() opens nothing (solo and leader)', async () => {
+  const { server, client, clock } = setup({ alerts: false });
+  client.close();
+  client.setDevices(['C01']);
+  await clock.advance(60_000);
+  assert.equal(server.calls.length, 0);
+  const shared = fakeTabs();
+  const clock2 = new Clock();
+  const server2 = new Server();
+  const a = tabOf(clock2, server2, shared, { alerts: false, devices: ['C01'] });
+  await clock2.advance(200);
+  assert.equal(a.client.state.role, 'leader');
+  a.client.close();
+  a.client.setDevices(['C02']); // threw InvalidStateError on the closed channel
+  await clock2.advance(60_000);
+  assert.deepEqual(server2.calls.map((c) => c.q('deviceIds')), ['C01']);
+});
+
+test('bfcache: pagehide with persisted pauses (beacon) and pageshow resumes from the last id', async () => {
+  const handlers = {};
+  const win = { addEventListener: (n, f) => { handlers[n] = f; }, removeEventListener: (n) => { delete handlers[n]; } };
+  const { server, client, clock } = setup({}, { window: win });
+  (await server.next(0)).open(sys('L.1.1', 'connected') + alert('L.1.2', 1));
+  await settle();
+  handlers.pagehide({ persisted: true });
+  assert.deepEqual(server.beacons.map((b) => b.body), ['L.1.2']);
+  assert.equal(client.state.state, 'paused');
+  await clock.advance(60_000);
+  assert.equal(server.calls.length, 1, 'nothing opens while in the cache');
+  handlers.pageshow({ persisted: true });
+  const r = await server.next(1);
+  assert.equal(r.q('lastEventId'), 'L.1.2');
+  r.open(sys('M.1.1', 'connected'));
+  await settle();
+  assert.equal(client.state.state, 'live');
+  handlers.pagehide({ persisted: false });
+  assert.equal(client.state.state, 'stopped');
+});
+
+test('bfcache in a leader tab: the other tab takes over; back again, the tab follows', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const handlers = {};
+  const win = { addEventListener: (n, f) => { handlers[n] = f; }, removeEventListener: () => {} };
+  const a = tabOf(clock, server, { ...shared, window: win });
+  const b = tabOf(clock, server, shared);
+  await clock.advance(200);
+  live(server, '/sse/alerts')[0].open(sys('L.1.1', 'connected') + alert('L.1.2', 1));
+  await settle();
+  handlers.pagehide({ persisted: true });
+  await clock.advance(200);
+  assert.equal(b.client.state.role, 'leader');
+  const next = live(server, '/sse/alerts').pop();
+  assert.equal(next.q('lastEventId'), 'L.1.2');
+  next.open(sys('M.1.1', 'connected'));
+  handlers.pageshow({ persisted: true });
+  await clock.advance(200);
+  assert.equal(a.client.state.role, 'follower');
+  next.send(alert('M.1.2', 2));
+  await settle();
+  assert.deepEqual(a.got.alerts, [1, 2]);
+  assert.equal(a.client.state.state, 'live');
+  a.client.close();
+  b.client.close();
+});
+
+test('a tab that took over right after the backlog resumes after it (no history twice)', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const a = tabOf(clock, server, shared, { history: 2 });
+  await clock.advance(200);
+  live(server, '/sse/alerts')[0].open(sys('L.1.1', 'connected') + alert('L.1.2', 1) + alert('L.1.3', 2));
+  await settle();
+  const b = tabOf(clock, server, shared, { history: 2 });
+  await clock.advance(200);
+  assert.deepEqual(b.got.alerts, [1, 2], 'the backlog');
+  a.client.close(); // before any heartbeat was relayed
+  await clock.advance(200);
+  assert.equal(b.client.state.role, 'leader');
+  assert.equal(live(server, '/sse/alerts').pop().q('lastEventId'), 'L.1.3');
+  b.client.close();
+});
+
+test('the close beacon names the connection being closed, not the previous lease', async () => {
+  const doc = fakeDocument();
+  const { server, clock, tickets } = setup({ pauseAfter: 1_000 }, { document: doc });
+  const c = await server.next(0);
+  c.open('retry: 1000\n' + sys('L.1.1', 'connected') + sys('L.1.2', 'reconnect'));
+  c.end();
+  await clock.advance(1_000);
+  const r = await server.next(1); // the rotation's reopen, not answered yet
+  assert.equal(r.q('lastEventId'), 'L.1.2');
+  doc.set('hidden');
+  await clock.advance(1_000);
+  assert.deepEqual(server.beacons, [], 'no id of this connection yet');
+  r.open(sys('M.1.1', 'connected'));
+  await settle();
+  assert.deepEqual(server.beacons.map((b) => [b.body, b.url.searchParams.get('ticket')]), [['M.1.1', tickets[0]]]);
+  await clock.advance(3_000);
+  assert.ok(r.aborted, 'cut after CLOSE_GRACE if the server did not end it');
+});
+
+test('fallback election: a tab that stepped down reopens its data stream when it leads again', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  shared.cut = (from, to) => from !== to; // the two tabs do not hear each other at first
+  const a = tabOf(clock, server, shared.tab('a', { locks: null }), { alerts: false, devices: ['C01'] });
+  const b = tabOf(clock, server, shared.tab('b', { locks: null }), { alerts: false, devices: ['C01'] });
+  await clock.advance(3_200);
+  assert.deepEqual([a.client.state.role, b.client.state.role], ['leader', 'leader']);
+  shared.cut = null;
+  await clock.advance(1_000);
+  const roles = [a.client.state.role, b.client.state.role].sort();
+  assert.deepEqual(roles, ['follower', 'leader'], 'the larger id stepped down');
+  const [winner, loser] = a.client.state.role === 'leader' ? [a, b] : [b, a];
+  assert.equal(live(server, '/sse/stream').length, 1);
+  const before = server.calls.length;
+  winner.client.close();
+  await clock.advance(1_200);
+  assert.equal(loser.client.state.role, 'leader');
+  const data = server.calls.slice(before).filter((x) => x.url.pathname === '/sse/stream');
+  assert.equal(data.length, 1, 'the data stream is reopened');
+  assert.equal(data[0].q('deviceIds'), 'C01');
+  loser.client.close();
+});
+
+test('tickets without a readable user: each tab runs alone, never sharing', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const env = fakeEnv(clock, server, shared);
+  const one = connect({ baseUrl: 'http://svc.test', getTicket: async () => 'opaque-ticket', env });
+  const two = connect({ baseUrl: 'http://svc.test', getTicket: async () => 'x.bm90IGpzb24.y', env });
+  await clock.advance(200);
+  assert.deepEqual([one.state.role, two.state.role], ['solo', 'solo']);
+  assert.equal(live(server, '/sse/alerts').length, 2);
+  one.close();
+  two.close();
+});
+
+test('fallback election: the leader\'s bye lets the next tab claim at its next tick', async () => {
+  const { BroadcastChannel } = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const env = { BroadcastChannel, locks: null };
+  const a = tabOf(clock, server, env);
+  await clock.advance(1_000);
+  const b = tabOf(clock, server, env);
+  await clock.advance(3_000);
+  assert.deepEqual([a.client.state.role, b.client.state.role], ['leader', 'follower']);
+  a.client.close();
+  await clock.advance(1_000);
+  assert.equal(b.client.state.role, 'leader', 'not LEADER_TIMEOUT after the last heartbeat');
+  b.client.close();
+});
+
+test('fallback election: while two tabs lead, a follower takes events from one only', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  shared.cut = (from, to) => (from === 'a' && to === 'b') || (from === 'b' && to === 'a');
+  const a = tabOf(clock, server, shared.tab('a', { locks: null }));
+  const b = tabOf(clock, server, shared.tab('b', { locks: null }));
+  const c = tabOf(clock, server, shared.tab('c', { locks: null }));
+  await clock.advance(3_200);
+  assert.deepEqual([a, b, c].map((t) => t.client.state.role), ['leader', 'leader', 'follower']);
+  const streams = live(server, '/sse/alerts');
+  assert.equal(streams.length, 2);
+  // Each leader's stream: tell them apart by the ticket their tab got.
+  streams[0].open(sys('L.1.1', 'connected') + alert('L.1.2', 1));
+  streams[1].open(sys('M.1.1', 'connected') + alert('M.1.2', 2));
+  await settle();
+  assert.equal(c.got.alerts.length, 1, `one leader's alert, not both: ${c.got.alerts}`);
+  shared.cut = null;
+  await clock.advance(1_000);
+  const winner = a.client.state.role === 'leader' ? a : b;
+  assert.deepEqual(c.got.alerts, winner.got.alerts, 'the one that stays');
+  a.client.close();
+  b.client.close();
+  c.client.close();
+});
+
+test('Web Locks: the new leader takes the last relayed events first, then resumes after them', async () => {
+  const shared = fakeTabs();
+  const clock = new Clock();
+  const server = new Server();
+  const a = tabOf(clock, server, shared);
+  const b = tabOf(clock, server, shared);
+  const c = tabOf(clock, server, shared);
+  await clock.advance(200);
+  const first = live(server, '/sse/alerts')[0];
+  first.open(sys('L.1.1', 'connected') + alert('L.1.2', 1));
+  await settle();
+  shared.held = []; // the channel is slow: the lock passes before the messages
+  first.send(alert('L.1.3', 2));
+  await settle();
+  a.client.close();
+  await settle();
+  assert.equal(b.client.state.role, 'leader');
+  assert.equal(server.calls.length, 1, 'waits for the last relayed events');
+  shared.flush();
+  await settle();
+  assert.equal(server.calls.length, 2);
+  const next = server.calls[1];
+  assert.equal(next.q('lastEventId'), 'L.1.3');
+  next.open(sys('M.1.1', 'connected') + alert('M.1.2', 3));
+  await settle();
+  assert.deepEqual(b.got.alerts, [1, 2, 3]);
+  assert.deepEqual(c.got.alerts, [1, 2, 3]);
+  b.client.close();
+  c.client.close();
 });
