@@ -42,11 +42,17 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
 	e.own("1", "C01")
-	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
-	e.open("/sse/stream?deviceId=C01&ticket="+data).expect("system", "")
-	expired, _, _ := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+	// The clock moves before the stream opens: moved while it is open, it
+	// would make the stream heartbeat, renew and perhaps end, racing the
+	// refusals below (the user-limit 429 needs it still open).
+	expired, _, err := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.issued = append(e.issued, expired)
 	e.clock.Advance(2 * time.Minute)
+	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
+	e.open("/sse/stream?deviceId=C01&ticket="+data).expect("system", "")
 	refused := []struct {
 		path   string
 		status int
