@@ -50,6 +50,9 @@ type session struct {
 	buf       []byte
 	msgs      []*pubsub.Message
 	released  bool
+	// startFailed: the first events were not taken (the client left, or
+	// the write failed or stalled); serve ends the stream at once.
+	startFailed bool
 
 	// mark is the alerts stream's resume watermark: the newest publisher
 	// timestamp among the alerts delivered, as far as it is believed
