@@ -21,9 +21,9 @@ var ErrNotLive = errors.New("registry: no such live stream")
 
 // Close ends a live lease on its client's request: the slot is free at
 // once and the lease stays resumable for the grace window. Only the lease's
-// own user and ticket may close it, and not once the ticket is revoked
-// (its record deleted, or generation, the ticket's, behind the user's
-// revocation generation, as Connect refuses it).
+// own user and ticket may close it. A revoked ticket (its record deleted,
+// or generation, the ticket's, behind the user's revocation generation)
+// gets ErrRevoked, as from Connect, whatever the id.
 // The caller tells the process serving it through the control channel.
 func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string, generation int64) error {
 	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, Alerts), r.userKey(userID, Data), r.keys.UserGeneration(userID)}
@@ -31,10 +31,13 @@ func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID st
 	if err != nil {
 		return err
 	}
-	if res != "ok" {
-		return ErrNotLive
+	switch res {
+	case "ok":
+		return nil
+	case "revoked":
+		return ErrRevoked
 	}
-	return nil
+	return ErrNotLive
 }
 
 // Owner returns the user and purpose of a lease that still has its record

@@ -61,7 +61,7 @@ func TestUserRevocationGenerationEndsStreamsTicketsAndCursors(t *testing.T) {
 }
 
 // After INCR sse:gen:<userId> the user's old tickets cannot close their own
-// streams either (POST /sse/close checks the generation as connect does);
+// streams either (POST /sse/close answers 401, as connect does);
 // the stream is left to its next renewal, which ends it as revoked.
 func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
 	t.Parallel()
@@ -73,8 +73,17 @@ func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
 	if err := e.rdb.Incr(t.Context(), e.keys.UserGeneration("1")).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.closeStream(tk, id); got != 404 {
-		t.Fatalf("close with a ticket of an older generation: %d, want 404", got)
+	if got := e.closeStream(tk, id); got != 401 {
+		t.Fatalf("close with a ticket of an older generation: %d, want 401", got)
+	}
+	// A ticket whose record was deleted is revoked the same way.
+	deleted := e.ticket("1", ticket.PurposeAlerts)
+	claims, _ := e.app.Tickets.Parse(deleted)
+	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.closeStream(deleted, id); got != 401 {
+		t.Fatalf("close with a deleted ticket: %d, want 401", got)
 	}
 	counts, _, err := e.app.Registry.List(t.Context(), "1", e.clock.Now())
 	if err != nil || counts.Alerts != 1 {
