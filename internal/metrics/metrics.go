@@ -34,8 +34,8 @@ const (
 	Malformed       = "Malformed"       // Count: channel messages dropped as malformed
 	Refusals        = "Refusals"        // Count, by Status: requests answered without a stream
 	ResumesOK       = "ResumesOk"       // Count, by Purpose
-	ResumesRefused  = "ResumesRefused"  // Count, by Purpose: a Last-Event-ID that did not resume
-	ReplayedAlerts  = "ReplayedAlerts"  // Count: alerts replayed on resume
+	ResumesRefused  = "ResumesRefused"  // Count, by Purpose: a cursor answered without a stream
+	ReplayedAlerts  = "ReplayedAlerts"  // Count: alerts replayed from a cursor (not history=N)
 	TimeToFirstByte = "TimeToFirstByte" // Milliseconds: request to the first event written
 	StreamSeconds   = "StreamSeconds"   // Seconds, by Purpose: stream lifetime, what Lambda bills
 )
@@ -109,8 +109,9 @@ func New(src Sources, now func() time.Time) *Recorder {
 	return &Recorder{src: src, now: now, total: newTally(), sent: newTally()}
 }
 
-// Opened counts an admitted stream: whether it resumed and how many alerts
-// its resume replayed.
+// Opened counts an admitted stream: whether it resumed its cursor's lease
+// and how many alerts it replayed from its cursor (a resume, or a fresh
+// ticket's replay position; history=N alerts are not replays).
 func (r *Recorder) Opened(purpose string, resumed bool, replayed int) {
 	if r == nil {
 		return

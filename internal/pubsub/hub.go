@@ -244,6 +244,10 @@ func (h *Hub) Stats() Stats {
 // Redis) however many streams of this process end.
 func (h *Hub) TakeMalformed() int64 { return h.unreported.Swap(0) }
 
+// UntakeMalformed gives back n taken by TakeMalformed that could not be
+// reported, so that the next report carries them.
+func (h *Hub) UntakeMalformed(n int64) { h.unreported.Add(n) }
+
 // add indexes s; h.mu must be held.
 func (h *Hub) add(s *Subscription) {
 	h.index1(s)

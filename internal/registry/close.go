@@ -21,18 +21,23 @@ var ErrNotLive = errors.New("registry: no such live stream")
 
 // Close ends a live lease on its client's request: the slot is free at
 // once and the lease stays resumable for the grace window. Only the lease's
-// own user and ticket may close it, and not once the ticket is revoked.
+// own user and ticket may close it. A revoked ticket (its record deleted,
+// or generation, the ticket's, behind the user's revocation generation)
+// gets ErrRevoked, as from Connect, whatever the id.
 // The caller tells the process serving it through the control channel.
-func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string) error {
-	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, Alerts), r.userKey(userID, Data)}
-	res, err := closeScript.Run(ctx, r.rdb, keys, userID, ticketID, r.grace.Milliseconds(), id).Text()
+func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string, generation int64) error {
+	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, Alerts), r.userKey(userID, Data), r.keys.UserGeneration(userID)}
+	res, err := closeScript.Run(ctx, r.rdb, keys, userID, ticketID, r.grace.Milliseconds(), id, generation).Text()
 	if err != nil {
 		return err
 	}
-	if res != "ok" {
-		return ErrNotLive
+	switch res {
+	case "ok":
+		return nil
+	case "revoked":
+		return ErrRevoked
 	}
-	return nil
+	return ErrNotLive
 }
 
 // Owner returns the user and purpose of a lease that still has its record

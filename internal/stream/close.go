@@ -19,7 +19,8 @@ import (
 // page that goes away or pauses says so: the lease is freed at once and
 // the stream, in whichever process serves it, ends within a second. Only
 // the stream's own user and ticket (expired or not, as for a resume) may
-// close it; a forged, foreign or ended id is refused with one answer and
+// close it; a revoked ticket (its record or the user's generation) is 401,
+// as at connect; a forged, foreign or ended id is refused with one answer and
 // ends nothing. The cursor stays resumable for the resume window.
 func (h *Handler) Close() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,8 +45,11 @@ func (h *Handler) Close() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
 		defer cancel()
-		err = h.d.Registry.Close(ctx, cur.Lease, claims.UserID, h.d.Tickets.Key(claims.ID), claims.ID)
+		err = h.d.Registry.Close(ctx, cur.Lease, claims.UserID, h.d.Tickets.Key(claims.ID), claims.ID, claims.Generation)
 		switch {
+		case errors.Is(err, registry.ErrRevoked):
+			web.Error(w, http.StatusUnauthorized, msgTicket)
+			return
 		case errors.Is(err, registry.ErrNotLive):
 			web.Error(w, http.StatusNotFound, "No open stream of this ticket has this id")
 			return

@@ -59,3 +59,34 @@ func TestUserRevocationGenerationEndsStreamsTicketsAndCursors(t *testing.T) {
 	// A ticket issued after the revocation works.
 	e.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
 }
+
+// After INCR sse:gen:<userId> the user's old tickets cannot close their own
+// streams either (POST /sse/close answers 401, as connect does);
+// the stream is left to its next renewal, which ends it as revoked.
+func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01")
+	tk := e.ticket("1", ticket.PurposeAlerts)
+	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(tk))
+	id := c.expect("system", "").ID
+	if err := e.rdb.Incr(t.Context(), e.keys.UserGeneration("1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.closeStream(tk, id); got != 401 {
+		t.Fatalf("close with a ticket of an older generation: %d, want 401", got)
+	}
+	// A ticket whose record was deleted is revoked the same way.
+	deleted := e.ticket("1", ticket.PurposeAlerts)
+	claims, _ := e.app.Tickets.Parse(deleted)
+	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.closeStream(deleted, id); got != 401 {
+		t.Fatalf("close with a deleted ticket: %d, want 401", got)
+	}
+	counts, _, err := e.app.Registry.List(t.Context(), "1", e.clock.Now())
+	if err != nil || counts.Alerts != 1 {
+		t.Fatalf("the refused close freed the lease: %+v %v", counts, err)
+	}
+}

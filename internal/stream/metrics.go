@@ -32,8 +32,9 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// resumeAsked reports whether the request came back with a cursor.
-func resumeAsked(r *http.Request) bool { return r.Header.Get("Last-Event-ID") != "" }
+// resumeAsked reports whether the request came back with a cursor (the
+// header or the query parameter, as lastEventID reads it).
+func resumeAsked(r *http.Request) bool { return lastEventID(r) != "" }
 
 // countRefusal counts a request answered without a stream. A 200 without
 // a stream is the soft refusal.
@@ -48,7 +49,7 @@ func (h *Handler) countRefusal(w *statusWriter, r *http.Request, purpose string)
 // countOpen counts an admitted stream once its first events are written.
 func (h *Handler) countOpen(s *session, began time.Time) {
 	s.began, s.firstByte = began, h.d.Clock.Now().Sub(began)
-	h.d.Metrics.Opened(s.purpose, s.resumed, len(s.replayed))
+	h.d.Metrics.Opened(s.purpose, s.resumed, s.replays)
 }
 
 // countEnd counts a finished stream; it runs after the release, so the

@@ -45,10 +45,14 @@ type session struct {
 	// For the metrics (metrics.go).
 	began     time.Time     // the request's arrival
 	firstByte time.Duration // from began to the first events written
-	resumed   bool          // admitted as the resume of its cursor
+	resumed   bool          // admitted as the resume of its cursor's lease (registry.Admission)
+	replays   int           // alerts sent by replay (not those of history=N)
 	buf       []byte
 	msgs      []*pubsub.Message
 	released  bool
+	// startFailed: the first events were not taken (the client left, or
+	// the write failed or stalled); serve ends the stream at once.
+	startFailed bool
 
 	// mark is the alerts stream's resume watermark: the newest publisher
 	// timestamp among the alerts delivered, as far as it is believed
@@ -94,12 +98,13 @@ const (
 
 // start sends the headers and the first events (connected, status
 // snapshots, the alert replay) and computes when the stream rotates. It
-// reports whether the client took them.
-func (s *session) start(r *http.Request, adm registry.Admission, devices []string, includeStatus bool, cur cursor, resumed bool) bool {
+// reports whether the client took them. replay says whether cur gives the
+// replay position: a resume, or a fresh ticket's cursor (resume.go).
+func (s *session) start(r *http.Request, adm registry.Admission, devices []string, includeStatus bool, cur cursor, replay bool) bool {
 	h := s.h
 	start := h.d.Clock.Now()
 	s.end = s.endTime(r.Context(), start)
-	s.resumed = resumed
+	s.resumed = adm.Resumed
 	s.lastWriteBy = lastWriteBy(r.Context(), start)
 	s.devices = devices
 
@@ -108,7 +113,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	// The watermark starts at the connect time, or where the resumed
 	// stream left off; it must be set before the first id is written.
 	s.mark = start
-	if resumed && s.purpose == registry.Alerts {
+	if replay && s.purpose == registry.Alerts {
 		s.mark = believed(cur.At, start)
 	}
 	// The first event carries an id, so even a client that sees nothing
@@ -122,7 +127,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 			}
 		}
 	}
-	if resumed && s.purpose == registry.Alerts {
+	if replay && s.purpose == registry.Alerts {
 		s.replay(r.Context(), devices, start)
 	} else if s.history > 0 {
 		s.sendHistory(r.Context(), devices, start)
@@ -417,6 +422,7 @@ func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
 			out = append(out, m)
 		}
 	}
+	s.replays = len(out)
 	s.sendAlerts(out, now)
 }
 

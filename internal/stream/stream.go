@@ -194,22 +194,32 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	h.countOpen(s, began)
 	var reason string
 	defer func() { h.countEnd(s, reason) }() // last: after the release
+	// After the release: the deadline margin (Timing.DeadlineMargin) has
+	// room for the last write and the release, not for this too.
+	defer h.reportMalformed()
 	defer s.sub.Close()
 	defer s.release()
 	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
 	malformed := h.d.Hub.Stats().Malformed
-	reason = s.loop(r.Context())
+	switch {
+	case !s.startFailed:
+		reason = s.loop(r.Context())
+	case r.Context().Err() != nil:
+		reason = endClient
+	default:
+		reason = s.writeEnd()
+	}
 	dropped, coalesced := s.queue.Stats()
 	malformed = h.d.Hub.Stats().Malformed - malformed
 	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
 		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced), slog.Int64("malformed", malformed))
-	h.reportMalformed()
 }
 
 // reportMalformed adds what this process's subscription dropped as
-// malformed to the shared counter that /health shows.
+// malformed to the shared counter that /health shows; what it cannot add
+// goes back to the hub, for the next stream end to report.
 func (h *Handler) reportMalformed() {
 	n := h.d.Hub.TakeMalformed()
 	if n == 0 {
@@ -218,13 +228,15 @@ func (h *Handler) reportMalformed() {
 	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
 	defer cancel()
 	if err := h.d.Redis.IncrBy(ctx, h.d.Keys.MalformedCount(), n).Err(); err != nil {
+		h.d.Hub.UntakeMalformed(n)
 		h.d.Log.Warn("malformed count not reported", slog.String("err", err.Error()))
 	}
 }
 
 // open admits a stream and sends its first events. It returns nil when
-// the request was answered otherwise (an error, a soft refusal, a failed
-// first write).
+// the request was answered otherwise (an error, a soft refusal). A stream
+// whose first events the client did not take is returned with startFailed:
+// 200 is written, so it is a stream that ended, not a refusal.
 func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *session {
 	if !web.Method(w, r, http.MethodGet) {
 		return nil
@@ -346,11 +358,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	s.sub = sub
 	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
 	replay := hasCursor && (adm.Resumed || !expired && purpose == registry.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
-	if !s.start(r, adm, devices, includeStatus, cur, replay) {
-		sub.Close()
-		s.release()
-		return nil
-	}
+	s.startFailed = !s.start(r, adm, devices, includeStatus, cur, replay)
 	return s
 }
 

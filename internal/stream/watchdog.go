@@ -79,6 +79,15 @@ func (s *session) watchedWrite(p []byte, budget time.Duration) error {
 		s.wrote = make(chan error, 1)
 		s.watch = s.h.d.Clock.NewTimer(budget)
 	} else {
+		// The timer may have fired as the previous write returned, after
+		// the select took the write: its tick is still in the channel
+		// (clockwork's fake timer buffers one and Reset does not take it
+		// out) and would end this write at once as stalled. The timer is
+		// stopped here, so nothing can arrive between the drain and Reset.
+		select {
+		case <-s.watch.Chan():
+		default:
+		}
 		s.watch.Reset(budget)
 	}
 	go func() { s.wrote <- s.writeNow(p) }()

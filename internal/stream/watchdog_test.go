@@ -268,3 +268,59 @@ func TestStalledWriteThroughLambdaURLsWriter(t *testing.T) {
 		t.Fatalf("lease not released: %+v %v", counts, err)
 	}
 }
+
+// funcWriter is a ResponseWriter whose Write runs write (no Flush, no
+// deadlines: the watched path, as lambdaurl's writer).
+type funcWriter struct {
+	header http.Header
+	write  func() error
+}
+
+func (w *funcWriter) Header() http.Header { return w.header }
+func (w *funcWriter) WriteHeader(int)     {}
+func (w *funcWriter) Write(p []byte) (int, error) {
+	return len(p), w.write()
+}
+
+// TestTickAsAWriteReturnsDoesNotStallTheNext: the clock reaching the write
+// budget just as a write returns (after the select took the write, before
+// Stop) leaves a tick in the watchdog timer's channel: clockwork's fake
+// timer buffers one, and Reset does not take it out. The next write must
+// still get its whole budget, not end at once as write-stalled.
+func TestTickAsAWriteReturnsDoesNotStallTheNext(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	w := &funcWriter{header: http.Header{}, write: func() error { return nil }}
+	s := &session{h: New(Deps{Clock: clock}), w: w, rc: http.NewResponseController(w)}
+	if err := s.watchedWrite([]byte("a"), writeTimeout); err != nil {
+		t.Fatal(err)
+	}
+	// That window cannot be hit on purpose through watchedWrite (a select
+	// blocked on both channels wakes on the first), so the test makes the
+	// state it leaves: the timer fired, its tick unread, Stop too late.
+	s.watch.Reset(time.Millisecond)
+	clock.Advance(time.Millisecond)
+	if s.watch.Stop() {
+		t.Fatal("the timer did not fire")
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	w.write = func() error { close(entered); <-release; return nil }
+	t.Cleanup(func() { close(release) })
+	res := make(chan error, 1)
+	go func() { res <- s.watchedWrite([]byte("b"), writeTimeout) }()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second write did not start")
+	}
+	select {
+	case err := <-res:
+		t.Fatalf("the second write ended without its clock moving: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	clock.Advance(writeTimeout)
+	if err := <-res; !errors.Is(err, errStalled) {
+		t.Fatalf("the second write after its budget: %v, want stalled", err)
+	}
+}
