@@ -408,14 +408,15 @@ func (h *Hub) route(channel, payload string) {
 		}
 	}
 	h.mu.RUnlock()
-	n := int64(0)
 	for _, s := range list {
 		if s.active.Load() {
+			// Counted before the offer, so that a reader who has the
+			// message also sees it in Stats (only this goroutine writes
+			// the counter: the add is uncontended).
+			h.deliveries.Add(1)
 			s.Queue.Offer(m)
-			n++
 		}
 	}
-	h.deliveries.Add(n)
 }
 
 // control handles "evict <streamID>" (a newer stream took its place) and
