@@ -25,7 +25,6 @@ type session struct {
 	purpose string
 	lease   registry.Lease
 	log     *slog.Logger
-	queue   *pubsub.Queue
 	sub     *pubsub.Subscription
 
 	end     time.Time // when the stream rotates
@@ -135,9 +134,9 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	return s.flush()
 }
 
-// loop is the stream: one select over the client, draining, the shared
-// subscription, eviction, messages, the throttle, the heartbeat and the
-// rotation. It returns why the stream ended.
+// loop is the stream: one select over the client, draining, the
+// subscription's end (lost, evicted, closed), messages, the throttle, the
+// heartbeat and the rotation. It returns why the stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
@@ -159,15 +158,17 @@ func (s *session) loop(ctx context.Context) string {
 			return endClient
 		case <-h.drain:
 			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Lost():
-			return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Evicted():
-			if s.sub.ClosedByClient() {
+		case <-s.sub.Done():
+			switch s.sub.End() {
+			case pubsub.ClosedByClient:
 				return s.finish(endClosed, "closed", 0)
+			case pubsub.Evicted:
+				s.released = true // the evicting connect already freed the slot
+				return s.finish(endSuperseded, "superseded", 0)
+			default: // pubsub.Lost
+				return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
 			}
-			s.released = true // the evicting connect already freed the slot
-			return s.finish(endSuperseded, "superseded", 0)
-		case <-s.queue.Ready():
+		case <-s.sub.Ready():
 		case <-throttleC:
 			throttleC = nil
 		case <-heartbeat.Chan():
@@ -190,7 +191,7 @@ func (s *session) loop(ctx context.Context) string {
 			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		now := clk.Now()
-		msgs, next, overflowed := s.queue.Drain(now, s.msgs[:0])
+		msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
 		for _, m := range msgs {
 			s.deliver(m)
 		}

@@ -65,9 +65,8 @@ type Deps struct {
 	Tickets     Tickets
 	Registry    *registry.Registry
 	Hub         *pubsub.Hub
-	Redis       redis.Cmdable // history reads, eviction notices
+	Redis       redis.Cmdable // history reads, the malformed count
 	Keys        config.Keys
-	Control     string // control channel for evictions
 	MaxDevices  int
 	QueueSize   int // per-stream FIFO bound; default 256
 	Timing      Timing
@@ -211,10 +210,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	default:
 		reason = s.writeEnd()
 	}
-	dropped, coalesced := s.queue.Stats()
+	qs := s.sub.QueueStats()
 	malformed = h.d.Hub.Stats().Malformed - malformed
 	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
-		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced), slog.Int64("malformed", malformed))
+		slog.Int("dropped", qs.Dropped), slog.Int("coalesced", qs.Coalesced), slog.Int64("malformed", malformed))
 }
 
 // reportMalformed adds what this process's subscription dropped as
@@ -333,9 +332,9 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		h.notifyEvicted(r.Context(), []string{req.ResumeID})
 	}
 
-	s.queue = pubsub.NewQueue(h.d.QueueSize, h.d.Timing.RealtimeMin)
 	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
-	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts}, s.queue)
+	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts},
+		pubsub.QueueLimits{Capacity: h.d.QueueSize, Realtime: h.d.Timing.RealtimeMin})
 	superseded := false
 	if err == nil {
 		// A newer connect that evicted this lease before it joined the hub
@@ -396,7 +395,7 @@ func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) 
 // notifyEvicted tells the processes holding evicted leases to end them.
 func (h *Handler) notifyEvicted(ctx context.Context, ids []string) {
 	for _, id := range ids {
-		if err := h.d.Redis.Publish(ctx, h.d.Control, "evict "+id).Err(); err != nil {
+		if err := h.d.Hub.Evict(ctx, id); err != nil {
 			// The evicted lease is already marked: its next renewal ends it.
 			h.d.Log.Warn("eviction notice failed", slog.String("err", err.Error()))
 		}
