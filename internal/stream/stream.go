@@ -241,99 +241,146 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		return nil
 	}
 	f := &refusal{h: h, w: w, r: r, purpose: purpose}
-	q := r.URL.Query()
-	// The ticket first: who may not connect at all learns nothing more.
-	raw := q.Get("ticket")
-	if raw == "" {
-		f.deny(http.StatusUnauthorized, "no ticket", msgAuth, nil)
+	c, ok := h.parseConnect(f)
+	if !ok {
 		return nil
-	}
-	claims, err := h.d.Tickets.Parse(raw)
-	expired := errors.Is(err, ticket.ErrExpired)
-	if err != nil && !expired {
-		f.deny(http.StatusUnauthorized, "invalid ticket", msgTicket, nil)
-		return nil
-	}
-	f.user = claims.UserID
-	want := ticket.PurposeData
-	if purpose == registry.Alerts {
-		want = ticket.PurposeAlerts
-	}
-	if !claims.Purpose.Allows(want) {
-		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
-		return nil
-	}
-	cur, hasCursor := parseCursor(lastEventID(r))
-	if expired && !hasCursor {
-		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
-		return nil
-	}
-	var devices []string
-	includeStatus := false
-	if purpose == registry.Data {
-		if devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
-			f.deny(http.StatusBadRequest, "devices: "+err.Error(), deviceMessage(err, h.d.MaxDevices), nil)
-			return nil
-		}
-		if includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
-			f.deny(http.StatusBadRequest, "includeStatus", "includeStatus must be true or false", nil)
-			return nil
-		}
-	}
-	history := 0
-	if purpose == registry.Alerts {
-		if history, err = parseHistory(q.Get("history")); err != nil {
-			f.deny(http.StatusBadRequest, "history", msgHistory, nil)
-			return nil
-		}
 	}
 	if h.draining() {
 		f.soft("draining")
 		return nil
 	}
-
 	now := h.d.Clock.Now()
-	s := &session{
+	s := h.newSession(w, r, purpose, c)
+	adm, ok := h.admit(f, s, c, now)
+	if !ok {
+		return nil
+	}
+	devices := c.devices
+	if purpose == registry.Alerts {
+		devices = adm.Owned
+	}
+	if !h.join(f, s, devices) {
+		return nil
+	}
+	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	replay := c.hasCursor && (adm.Resumed || !c.expired && purpose == registry.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
+	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
+	return s
+}
+
+// connect is a stream request's parameters, checked.
+type connect struct {
+	claims        ticket.Claims
+	expired       bool // the ticket expired: only a resume (its cursor) may use it
+	cur           cursor
+	hasCursor     bool
+	devices       []string // data streams: the devices asked for
+	includeStatus bool     // data streams: send the cached statuses first
+	history       int      // alerts streams: history=N
+}
+
+// parseConnect reads and checks the ticket and the query, answering the
+// request itself when they do not make a stream. The ticket comes first:
+// who may not connect at all learns nothing more.
+func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
+	q := f.r.URL.Query()
+	raw := q.Get("ticket")
+	if raw == "" {
+		f.deny(http.StatusUnauthorized, "no ticket", msgAuth, nil)
+		return c, false
+	}
+	claims, err := h.d.Tickets.Parse(raw)
+	c.claims, c.expired = claims, errors.Is(err, ticket.ErrExpired)
+	if err != nil && !c.expired {
+		f.deny(http.StatusUnauthorized, "invalid ticket", msgTicket, nil)
+		return c, false
+	}
+	f.user = claims.UserID
+	want := ticket.PurposeData
+	if f.purpose == registry.Alerts {
+		want = ticket.PurposeAlerts
+	}
+	if !claims.Purpose.Allows(want) {
+		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
+		return c, false
+	}
+	c.cur, c.hasCursor = parseCursor(lastEventID(f.r))
+	if c.expired && !c.hasCursor {
+		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
+		return c, false
+	}
+	if f.purpose == registry.Data {
+		if c.devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
+			f.deny(http.StatusBadRequest, "devices: "+err.Error(), deviceMessage(err, h.d.MaxDevices), nil)
+			return c, false
+		}
+		if c.includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
+			f.deny(http.StatusBadRequest, "includeStatus", "includeStatus must be true or false", nil)
+			return c, false
+		}
+	}
+	if f.purpose == registry.Alerts {
+		if c.history, err = parseHistory(q.Get("history")); err != nil {
+			f.deny(http.StatusBadRequest, "history", msgHistory, nil)
+			return c, false
+		}
+	}
+	return c, true
+}
+
+// newSession is the stream of an accepted request, with its lease to be.
+func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, purpose string, c connect) *session {
+	return &session{
 		h: h, w: w, rc: http.NewResponseController(w), purpose: purpose,
 		lease: registry.Lease{
-			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
-			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
+			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: purpose,
+			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(c.claims.ID), Devices: c.devices,
 		},
-		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
-		history: history,
+		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", c.claims.UserID)),
+		history: c.history,
 	}
+}
+
+// admit takes the stream's lease in Redis (limits, ownership, revocation,
+// resume: registry.Connect) and tells the streams it replaces to end. It
+// answers the request itself when the stream is not admitted.
+func (h *Handler) admit(f *refusal, s *session, c connect, now time.Time) (registry.Admission, bool) {
 	req := registry.Request{
-		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
-		TicketKey: s.lease.TicketKey, TicketID: claims.ID, NeedResume: expired, ConnectedAt: now, Generation: claims.Generation,
+		ID: s.lease.ID, UserID: c.claims.UserID, Purpose: s.purpose, Devices: c.devices, IP: s.lease.IP,
+		TicketKey: s.lease.TicketKey, TicketID: c.claims.ID, NeedResume: c.expired, ConnectedAt: now, Generation: c.claims.Generation,
 	}
-	if hasCursor {
-		req.ResumeID = cur.Lease
+	if c.hasCursor {
+		req.ResumeID = c.cur.Lease
 	}
-	if includeStatus {
-		for _, d := range devices {
+	if c.includeStatus {
+		for _, d := range c.devices {
 			req.StatusKeys = append(req.StatusKeys, h.d.Keys.Status(d))
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
 	adm, err := h.d.Registry.Connect(ctx, req, now)
 	cancel()
 	if err != nil {
 		h.admissionError(f, err, adm)
-		return nil
+		return adm, false
 	}
-	if purpose == registry.Alerts {
-		devices = adm.Owned
-	}
-	h.notifyEvicted(r.Context(), adm.Evicted)
+	h.notifyEvicted(f.r.Context(), adm.Evicted)
 	if adm.Resumed {
 		// The same browser came back while its old invocation may still be
 		// running (Lambda never learns that a client left): end that one
 		// now instead of at its next heartbeat, so it stops being billed.
-		h.notifyEvicted(r.Context(), []string{req.ResumeID})
+		h.notifyEvicted(f.r.Context(), []string{req.ResumeID})
 	}
+	return adm, true
+}
 
-	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
-	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts},
+// join subscribes the admitted stream to the hub. It answers the request
+// itself (and frees the lease when it is still the stream's) when the
+// stream cannot join.
+func (h *Handler) join(f *refusal, s *session, devices []string) bool {
+	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
+	defer cancel()
+	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: s.purpose == registry.Alerts},
 		pubsub.QueueLimits{Capacity: h.d.QueueSize, Realtime: h.d.Timing.RealtimeMin})
 	superseded := false
 	if err == nil {
@@ -344,21 +391,17 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			sub.Close()
 		}
 	}
-	cancel()
 	if superseded {
 		f.superseded("superseded while joining") // as its own reconnect would be
-		return nil
+		return false
 	}
 	if err != nil {
 		s.release()
 		f.soft("subscribe")
-		return nil
+		return false
 	}
 	s.sub = sub
-	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
-	replay := hasCursor && (adm.Resumed || !expired && purpose == registry.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
-	s.startFailed = !s.start(r, adm, devices, includeStatus, cur, replay)
-	return s
+	return true
 }
 
 func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) {
