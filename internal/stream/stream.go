@@ -28,6 +28,7 @@ import (
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
@@ -126,12 +127,12 @@ func New(d Deps) *Handler {
 
 // Alerts serves GET /sse/alerts.
 func (h *Handler) Alerts() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Alerts) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, purpose.Alerts) })
 }
 
 // Data serves GET /sse/stream.
 func (h *Handler) Data() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Data) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, purpose.Data) })
 }
 
 // Drain makes new connects refuse softly and open streams end at once
@@ -159,7 +160,7 @@ const (
 	msgIPLimit   = "Too many streams from this address"
 )
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpose) {
 	// Admission and the stream's first bytes run on a short-lived
 	// goroutine: their deep call paths (JWT, the Lua reply, JSON, replay)
 	// would otherwise grow this goroutine's stack, which the long-lived
@@ -179,7 +180,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 				opened <- result{panic: v}
 			}
 		}()
-		opened <- result{s: h.open(sw, r, purpose)}
+		opened <- result{s: h.open(sw, r, p)}
 	}()
 	res := <-opened
 	if res.panic != nil {
@@ -187,7 +188,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	}
 	s := res.s
 	if s == nil {
-		h.countRefusal(sw, r, purpose)
+		h.countRefusal(sw, r, p)
 		return
 	}
 	h.countOpen(s, began)
@@ -236,11 +237,11 @@ func (h *Handler) reportMalformed() {
 // the request was answered otherwise (an error, a soft refusal). A stream
 // whose first events the client did not take is returned with startFailed:
 // 200 is written, so it is a stream that ended, not a refusal.
-func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *session {
+func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose) *session {
 	if !web.Method(w, r, http.MethodGet) {
 		return nil
 	}
-	f := &refusal{h: h, w: w, r: r, purpose: purpose}
+	f := &refusal{h: h, w: w, r: r, purpose: p}
 	c, ok := h.parseConnect(f)
 	if !ok {
 		return nil
@@ -250,20 +251,20 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		return nil
 	}
 	now := h.d.Clock.Now()
-	s := h.newSession(w, r, purpose, c)
+	s := h.newSession(w, r, p, c)
 	adm, ok := h.admit(f, s, c, now)
 	if !ok {
 		return nil
 	}
 	devices := c.devices
-	if purpose == registry.Alerts {
+	if p == purpose.Alerts {
 		devices = adm.Owned
 	}
 	if !h.join(f, s, devices) {
 		return nil
 	}
 	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
-	replay := c.hasCursor && (adm.Resumed || !c.expired && purpose == registry.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
+	replay := c.hasCursor && (adm.Resumed || !c.expired && p == purpose.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
 	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
 	return s
 }
@@ -296,11 +297,7 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 		return c, false
 	}
 	f.user = claims.UserID
-	want := ticket.PurposeData
-	if f.purpose == registry.Alerts {
-		want = ticket.PurposeAlerts
-	}
-	if !claims.Purpose.Allows(want) {
+	if !claims.Purpose.Allows(f.purpose) {
 		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
 		return c, false
 	}
@@ -309,7 +306,7 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
 		return c, false
 	}
-	if f.purpose == registry.Data {
+	if f.purpose == purpose.Data {
 		if c.devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
 			f.deny(http.StatusBadRequest, "devices: "+err.Error(), deviceMessage(err, h.d.MaxDevices), nil)
 			return c, false
@@ -319,7 +316,7 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 			return c, false
 		}
 	}
-	if f.purpose == registry.Alerts {
+	if f.purpose == purpose.Alerts {
 		if c.history, err = parseHistory(q.Get("history")); err != nil {
 			f.deny(http.StatusBadRequest, "history", msgHistory, nil)
 			return c, false
@@ -329,14 +326,14 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 }
 
 // newSession is the stream of an accepted request, with its lease to be.
-func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, purpose string, c connect) *session {
+func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, p purpose.Purpose, c connect) *session {
 	return &session{
-		h: h, w: w, rc: http.NewResponseController(w), purpose: purpose,
+		h: h, w: w, rc: http.NewResponseController(w), purpose: p,
 		lease: registry.Lease{
-			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: purpose,
+			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: p,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(c.claims.ID), Devices: c.devices,
 		},
-		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", c.claims.UserID)),
+		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", string(p)), slog.String("user", c.claims.UserID)),
 		history: c.history,
 	}
 }
@@ -380,7 +377,7 @@ func (h *Handler) admit(f *refusal, s *session, c connect, now time.Time) (regis
 func (h *Handler) join(f *refusal, s *session, devices []string) bool {
 	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
 	defer cancel()
-	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: s.purpose == registry.Alerts},
+	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Purpose: s.purpose},
 		pubsub.QueueLimits{Capacity: h.d.QueueSize, Realtime: h.d.Timing.RealtimeMin})
 	superseded := false
 	if err == nil {
@@ -422,7 +419,7 @@ func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) 
 		if errors.Is(err, registry.ErrUserLimit) {
 			reason = "user limit"
 			msg = "Data stream connection limit exceeded"
-			if f.purpose == registry.Alerts {
+			if f.purpose == purpose.Alerts {
 				msg = "Alerts stream connection limit exceeded"
 			}
 		}
