@@ -20,6 +20,7 @@ import (
 
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
@@ -86,15 +87,21 @@ func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.
 	})
 }
 
-func parsePurpose(raw json.RawMessage) (ticket.Purpose, error) {
+// parsePurpose reads the body's purpose: absent or null is purpose.Any;
+// a value must be "alerts" or "data" (an empty string is not absent).
+func parsePurpose(raw json.RawMessage) (purpose.Purpose, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return ticket.PurposeAny, nil
+		return purpose.Any, nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
 		return "", ticket.ErrBadPurpose
 	}
-	return ticket.ParsePurpose(s)
+	p, ok := purpose.Parse(s)
+	if !ok {
+		return "", ticket.ErrBadPurpose
+	}
+	return p, nil
 }
 
 // Status serves GET /sse/status?ticket=: the ticket's user, purpose and
@@ -122,12 +129,12 @@ func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Tim
 			return
 		}
 		type active struct {
-			ID          string   `json:"id"`
-			Purpose     string   `json:"purpose"`
-			DeviceCount int      `json:"deviceCount"`
-			Devices     []string `json:"devices"`
-			ConnectedAt string   `json:"connectedAt"`
-			Uptime      int64    `json:"uptime"`
+			ID          string          `json:"id"`
+			Purpose     purpose.Purpose `json:"purpose"`
+			DeviceCount int             `json:"deviceCount"`
+			Devices     []string        `json:"devices"`
+			ConnectedAt string          `json:"connectedAt"`
+			Uptime      int64           `json:"uptime"`
 		}
 		list := make([]active, 0, len(conns))
 		for _, c := range conns {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
 
@@ -25,7 +26,7 @@ func TestCancelledConnectsNeverResetTheSharedSubscription(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a1 := f.sub(t, "a1", Filter{Devices: []string{"A"}})
-	a2 := f.sub(t, "a2", Filter{Devices: []string{"A"}, Alerts: true})
+	a2 := f.sub(t, "a2", Filter{Devices: []string{"A"}, Purpose: purpose.Alerts})
 
 	var wg sync.WaitGroup
 	gave := make(chan error, 300)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // ErrUnavailable means the shared Redis subscription could not be
@@ -29,10 +31,10 @@ type Channels struct {
 }
 
 // Filter says what a subscription wants: the messages of these devices,
-// of alert kinds (alerts stream) or of data kinds (data stream).
+// of the kinds of its stream's purpose.
 type Filter struct {
 	Devices []string
-	Alerts  bool
+	Purpose purpose.Purpose
 }
 
 // Stats are the hub's counters since it started.
@@ -264,7 +266,7 @@ func (h *Hub) index1(s *Subscription) {
 			r = &routes{}
 			h.index[d] = r
 		}
-		if s.filter.Alerts {
+		if s.filter.Purpose == purpose.Alerts {
 			r.alerts = append(r.alerts, s)
 		} else {
 			r.data = append(r.data, s)
@@ -401,7 +403,7 @@ func (h *Hub) route(channel, payload string) {
 	r := h.index[m.Device]
 	var list []*Subscription
 	if r != nil {
-		if kind.ForAlerts() {
+		if kind.Purpose() == purpose.Alerts {
 			list = r.alerts
 		} else {
 			list = r.data

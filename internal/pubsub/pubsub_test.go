@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
 
@@ -201,7 +202,7 @@ func TestHubRoutesByDeviceAndPurpose(t *testing.T) {
 	f := newFixture(t)
 	dataA := f.sub(t, "", Filter{Devices: []string{"A"}})
 	dataAB := f.sub(t, "", Filter{Devices: []string{"A", "B"}})
-	alertsB := f.sub(t, "", Filter{Devices: []string{"B"}, Alerts: true})
+	alertsB := f.sub(t, "", Filter{Devices: []string{"B"}, Purpose: purpose.Alerts})
 
 	f.pub("rt", `{"deviceId":"B","data":1}`)
 	f.pub("alerts", `{"deviceId":"A","alert":2}`) // nobody wants A's alerts
@@ -287,7 +288,7 @@ func TestHubEvictByControlChannel(t *testing.T) {
 func TestHubSetDevices(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	s := f.sub(t, "", Filter{Devices: []string{"A"}, Alerts: true})
+	s := f.sub(t, "", Filter{Devices: []string{"A"}, Purpose: purpose.Alerts})
 	s.SetDevices([]string{"B"})
 	f.pub("alerts", `{"deviceId":"A","alert":1}`)
 	f.pub("alerts", `{"deviceId":"B","alert":2}`)

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 var (
@@ -51,12 +52,6 @@ var (
 	ErrGone       = errors.New("registry: lease expired")
 )
 
-// Purposes of a stream (a lease is always one of the two).
-const (
-	Alerts = "alerts"
-	Data   = "data"
-)
-
 // Limits are the connection limits and policy.
 type Limits struct {
 	Alerts, Data, PerIP int
@@ -64,8 +59,8 @@ type Limits struct {
 }
 
 // Of returns the per-user limit of a purpose.
-func (l Limits) Of(purpose string) int {
-	if purpose == Alerts {
+func (l Limits) Of(p purpose.Purpose) int {
+	if p == purpose.Alerts {
 		return l.Alerts
 	}
 	return l.Data
@@ -93,8 +88,8 @@ func (r *Registry) TTL() time.Duration { return r.ttl }
 func (r *Registry) Limits() Limits { return r.limits }
 
 func (r *Registry) leaseKey(id string) string { return r.keys.SSEPrefix + "conn:" + id }
-func (r *Registry) userKey(user, purpose string) string {
-	return r.keys.SSEPrefix + "conns:" + user + ":" + purpose
+func (r *Registry) userKey(user string, p purpose.Purpose) string {
+	return r.keys.SSEPrefix + "conns:" + user + ":" + string(p)
 }
 func (r *Registry) ipKey(ip string) string { return r.keys.SSEPrefix + "ip:" + ip }
 
@@ -102,7 +97,7 @@ func (r *Registry) ipKey(ip string) string { return r.keys.SSEPrefix + "ip:" + i
 type Request struct {
 	ID          string // new lease id (random)
 	UserID      string
-	Purpose     string // Alerts or Data
+	Purpose     purpose.Purpose // Alerts or Data
 	Devices     []string
 	IP          string
 	TicketKey   string // Redis key of the ticket record
@@ -133,10 +128,7 @@ type Admission struct {
 // Connect runs the admission script. The error is one of the sentinels
 // above (with Counts filled for the limits) or a Redis error.
 func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admission, error) {
-	other := Data
-	if q.Purpose == Data {
-		other = Alerts
-	}
+	other := q.Purpose.Other()
 	resumeKey := ""
 	if q.ResumeID != "" {
 		resumeKey = r.leaseKey(q.ResumeID)
@@ -148,8 +140,8 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 	}, q.StatusKeys...)
 	args := []any{
 		now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), q.ID, r.limits.Of(q.Purpose), r.limits.PerIP,
-		r.limits.Policy, q.Purpose, q.ResumeID, q.IP, q.ConnectedAt.UnixMilli(), string(devJSON), q.TicketID,
-		q.UserID, q.Purpose, DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices), q.Generation,
+		r.limits.Policy, string(q.Purpose), q.ResumeID, q.IP, q.ConnectedAt.UnixMilli(), string(devJSON), q.TicketID,
+		q.UserID, string(q.Purpose), DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices), q.Generation,
 	}
 	for _, d := range q.Devices {
 		args = append(args, d)
@@ -201,9 +193,10 @@ func (r *Registry) Superseded(ctx context.Context, id string) (bool, error) {
 
 // Lease identifies a live stream's lease for Renew and Release.
 type Lease struct {
-	ID, UserID, Purpose, IP string
-	TicketKey               string
-	Devices                 []string // data streams: checked at every renewal
+	ID, UserID, IP string
+	Purpose        purpose.Purpose
+	TicketKey      string
+	Devices        []string // data streams: checked at every renewal
 }
 
 // Renew extends a live lease. It returns ErrSuperseded, ErrRevoked (the
@@ -214,8 +207,8 @@ type Lease struct {
 // current device set, so they follow ownership changes.
 func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
 	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}
-	args := []any{now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), l.ID, l.Purpose}
-	if l.Purpose == Data {
+	args := []any{now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), l.ID, string(l.Purpose)}
+	if l.Purpose == purpose.Data {
 		for _, d := range l.Devices {
 			args = append(args, d)
 		}
@@ -252,12 +245,12 @@ func (r *Registry) Release(ctx context.Context, l Lease) error {
 
 // Conn is one open stream as the status endpoint reports it.
 type Conn struct {
-	ID          string    `json:"id"`
-	Purpose     string    `json:"purpose"`
-	DeviceCount int       `json:"deviceCount"`
-	Devices     []string  `json:"devices"`
-	ConnectedAt time.Time `json:"connectedAt"`
-	Uptime      int64     `json:"uptime"` // seconds
+	ID          string          `json:"id"`
+	Purpose     purpose.Purpose `json:"purpose"`
+	DeviceCount int             `json:"deviceCount"`
+	Devices     []string        `json:"devices"`
+	ConnectedAt time.Time       `json:"connectedAt"`
+	Uptime      int64           `json:"uptime"` // seconds
 }
 
 // List returns a user's live streams of both purposes, oldest first, with
@@ -266,7 +259,7 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 	// Two round trips whatever the number of streams: the live ids of both
 	// purposes, then every lease hash.
 	min := strconv.FormatInt(now.UnixMilli()+1, 10)
-	purposes := []string{Alerts, Data}
+	purposes := purpose.Streams()
 	ranges := make([]*redis.StringSliceCmd, len(purposes))
 	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, purpose := range purposes {
@@ -277,8 +270,9 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 		return Counts{}, nil, err
 	}
 	type lease struct {
-		id, purpose string
-		cmd         *redis.MapStringStringCmd
+		id      string
+		purpose purpose.Purpose
+		cmd     *redis.MapStringStringCmd
 	}
 	var leases []lease
 	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -306,7 +300,7 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 		ms, _ := strconv.ParseInt(h["connectedAt"], 10, 64)
 		at := time.UnixMilli(ms).UTC()
 		conns = append(conns, Conn{ID: l.id, Purpose: l.purpose, DeviceCount: len(devs), Devices: devs, ConnectedAt: at, Uptime: int64(now.Sub(at) / time.Second)})
-		if l.purpose == Alerts {
+		if l.purpose == purpose.Alerts {
 			c.Alerts++
 		} else {
 			c.Data++
@@ -319,15 +313,15 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 
 // DevicesHash binds a lease to its purpose and device list (order-free),
 // so a resume cursor cannot be used to widen a stream.
-func DevicesHash(purpose string, devices []string) string {
+func DevicesHash(p purpose.Purpose, devices []string) string {
 	d := append([]string(nil), devices...)
 	sort.Strings(d)
-	return purpose + ":" + strings.Join(d, ",")
+	return string(p) + ":" + strings.Join(d, ",")
 }
 
-func counts(purpose string, same, other int) Counts {
+func counts(p purpose.Purpose, same, other int) Counts {
 	c := Counts{Alerts: same, Data: other}
-	if purpose == Data {
+	if p == purpose.Data {
 		c = Counts{Alerts: other, Data: same}
 	}
 	c.Total = c.Alerts + c.Data

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/web"
 )
 
@@ -17,13 +18,13 @@ type refusal struct {
 	h       *Handler
 	w       http.ResponseWriter
 	r       *http.Request
-	purpose string
+	purpose purpose.Purpose
 	user    string // "" until the ticket is read
 }
 
 func (f *refusal) log(level slog.Level, status int, reason string) {
 	attrs := []slog.Attr{
-		slog.String("purpose", f.purpose), slog.Int("status", status), slog.String("reason", reason),
+		slog.String("purpose", string(f.purpose)), slog.Int("status", status), slog.String("reason", reason),
 		slog.String("ip", web.ClientIP(f.r, f.h.d.TrustedIP)),
 	}
 	if f.user != "" {

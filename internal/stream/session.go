@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/sse"
 )
@@ -22,7 +23,7 @@ type session struct {
 	h       *Handler
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	purpose string
+	purpose purpose.Purpose
 	lease   registry.Lease
 	log     *slog.Logger
 	queue   *pubsub.Queue
@@ -113,7 +114,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	// The watermark starts at the connect time, or where the resumed
 	// stream left off; it must be set before the first id is written.
 	s.mark = start
-	if replay && s.purpose == registry.Alerts {
+	if replay && s.purpose == purpose.Alerts {
 		s.mark = believed(cur.At, start)
 	}
 	// The first event carries an id, so even a client that sees nothing
@@ -127,7 +128,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 			}
 		}
 	}
-	if replay && s.purpose == registry.Alerts {
+	if replay && s.purpose == purpose.Alerts {
 		s.replay(r.Context(), devices, start)
 	} else if s.history > 0 {
 		s.sendHistory(r.Context(), devices, start)
@@ -252,7 +253,7 @@ func (s *session) renew(ctx context.Context) (reason, kind string, ok bool) {
 	owned, err := s.h.d.Registry.Renew(rctx, s.lease, s.h.d.Clock.Now())
 	switch {
 	case err == nil:
-		if s.purpose == registry.Alerts && !slices.Equal(owned, s.devices) {
+		if s.purpose == purpose.Alerts && !slices.Equal(owned, s.devices) {
 			s.devices = owned
 			s.sub.SetDevices(owned)
 		}
@@ -301,7 +302,7 @@ func (s *session) release() {
 // deliver appends one routed message, advancing the alert watermark and
 // skipping an alert that replay already sent.
 func (s *session) deliver(m *pubsub.Message) {
-	if m.Kind.ForAlerts() {
+	if m.Kind.Purpose() == purpose.Alerts {
 		if _, dup := s.replayed[string(m.Data)]; dup {
 			delete(s.replayed, string(m.Data))
 			return
@@ -318,7 +319,7 @@ func (s *session) deliver(m *pubsub.Message) {
 // id carries the watermark instead of the event's own time.
 func (s *session) event(at time.Time, name string, data []byte) {
 	s.seq++
-	if s.purpose == registry.Alerts {
+	if s.purpose == purpose.Alerts {
 		at = s.mark
 	}
 	// The id is written directly: a cursor is [A-Za-z0-9._-] by

@@ -27,6 +27,7 @@ import (
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
@@ -126,12 +127,12 @@ func New(d Deps) *Handler {
 
 // Alerts serves GET /sse/alerts.
 func (h *Handler) Alerts() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Alerts) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, purpose.Alerts) })
 }
 
 // Data serves GET /sse/stream.
 func (h *Handler) Data() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Data) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, purpose.Data) })
 }
 
 // Drain makes new connects refuse softly and open streams end at once
@@ -150,7 +151,7 @@ func (h *Handler) draining() bool {
 // Open returns the number of streams being served now.
 func (h *Handler) Open() int64 { return h.streams.Load() }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpose) {
 	// Admission and the stream's first bytes run on a short-lived
 	// goroutine: their deep call paths (JWT, the Lua reply, JSON, replay)
 	// would otherwise grow this goroutine's stack, which the long-lived
@@ -170,7 +171,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 				opened <- result{panic: v}
 			}
 		}()
-		opened <- result{s: h.open(sw, r, purpose)}
+		opened <- result{s: h.open(sw, r, p)}
 	}()
 	res := <-opened
 	if res.panic != nil {
@@ -178,7 +179,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	}
 	s := res.s
 	if s == nil {
-		h.countRefusal(sw, r, purpose)
+		h.countRefusal(sw, r, p)
 		return
 	}
 	h.countOpen(s, began)
@@ -227,11 +228,11 @@ func (h *Handler) reportMalformed() {
 // the request was answered otherwise (an error, a soft refusal). A stream
 // whose first events the client did not take is returned with startFailed:
 // 200 is written, so it is a stream that ended, not a refusal.
-func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *session {
+func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose) *session {
 	if !web.Method(w, r, http.MethodGet) {
 		return nil
 	}
-	f := &refusal{h: h, w: w, r: r, purpose: purpose}
+	f := &refusal{h: h, w: w, r: r, purpose: p}
 	q := r.URL.Query()
 	// The ticket first: who may not connect at all learns nothing more.
 	raw := q.Get("ticket")
@@ -246,11 +247,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		return nil
 	}
 	f.user = claims.UserID
-	want := ticket.PurposeData
-	if purpose == registry.Alerts {
-		want = ticket.PurposeAlerts
-	}
-	if !claims.Purpose.Allows(want) {
+	if !claims.Purpose.Allows(p) {
 		f.deny("ticket purpose", ticket.ErrWrongPurpose)
 		return nil
 	}
@@ -261,7 +258,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	}
 	var devices []string
 	includeStatus := false
-	if purpose == registry.Data {
+	if p == purpose.Data {
 		if devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
 			f.deny("devices: "+err.Error(), &web.Error{Err: err, Args: []any{h.d.MaxDevices}})
 			return nil
@@ -272,7 +269,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		}
 	}
 	history := 0
-	if purpose == registry.Alerts {
+	if p == purpose.Alerts {
 		if history, err = parseHistory(q.Get("history")); err != nil {
 			f.deny("history", web.WithMessage(web.ErrBadRequest, msgHistory))
 			return nil
@@ -285,16 +282,16 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 
 	now := h.d.Clock.Now()
 	s := &session{
-		h: h, w: w, rc: http.NewResponseController(w), purpose: purpose,
+		h: h, w: w, rc: http.NewResponseController(w), purpose: p,
 		lease: registry.Lease{
-			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
+			ID: newLeaseID(), UserID: claims.UserID, Purpose: p,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
 		},
-		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
+		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", string(p)), slog.String("user", claims.UserID)),
 		history: history,
 	}
 	req := registry.Request{
-		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
+		ID: s.lease.ID, UserID: claims.UserID, Purpose: p, Devices: devices, IP: s.lease.IP,
 		TicketKey: s.lease.TicketKey, TicketID: claims.ID, NeedResume: expired, ConnectedAt: now, Generation: claims.Generation,
 	}
 	if hasCursor {
@@ -312,7 +309,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 		h.admissionError(f, err, adm)
 		return nil
 	}
-	if purpose == registry.Alerts {
+	if p == purpose.Alerts {
 		devices = adm.Owned
 	}
 	h.notifyEvicted(r.Context(), adm.Evicted)
@@ -325,7 +322,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 
 	s.queue = pubsub.NewQueue(h.d.QueueSize, h.d.Timing.RealtimeMin)
 	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
-	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts}, s.queue)
+	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Purpose: p}, s.queue)
 	superseded := false
 	if err == nil {
 		// A newer connect that evicted this lease before it joined the hub
@@ -347,7 +344,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 	}
 	s.sub = sub
 	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
-	replay := hasCursor && (adm.Resumed || !expired && purpose == registry.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
+	replay := hasCursor && (adm.Resumed || !expired && p == purpose.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
 	s.startFailed = !s.start(r, adm, devices, includeStatus, cur, replay)
 	return s
 }
@@ -370,7 +367,7 @@ func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) 
 		if errors.Is(err, registry.ErrUserLimit) {
 			reason = "user limit"
 		}
-		if f.purpose == registry.Alerts {
+		if f.purpose == purpose.Alerts {
 			which = "Alerts" // the user limit's message names the stream
 		}
 		f.deny(reason, &web.Error{Err: err, Args: []any{which}, Fields: map[string]any{

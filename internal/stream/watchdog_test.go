@@ -22,6 +22,7 @@ import (
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
@@ -176,7 +177,7 @@ func (u *unit) ticket(user string, devices ...string) string {
 	for _, d := range devices {
 		u.rdb.SAdd(u.t.Context(), u.keys.UserDevices(user), d)
 	}
-	tk, _, err := u.tickets.Issue(u.t.Context(), user, ticket.PurposeAlerts, time.Minute)
+	tk, _, err := u.tickets.Issue(u.t.Context(), user, purpose.Alerts, time.Minute)
 	if err != nil {
 		u.t.Fatal(err)
 	}
