@@ -188,11 +188,9 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 		}
 		a.Access = v
 	}
-	// A lease outlives two missed heartbeats, then frees its slot.
-	leaseTTL := 2*cfg.HeartbeatInterval + 5*time.Second
 	a.Registry = registry.New(rdb, cfg.Keys, registry.Limits{
 		Alerts: cfg.MaxAlertStreams, Data: cfg.MaxDataStreams, PerIP: cfg.MaxStreamsPerIP, Policy: cfg.ConnectionLimitPolicy,
-	}, leaseTTL, ResumeWindow)
+	}, LeaseTTL(cfg.HeartbeatInterval), ResumeWindow)
 	a.Hub = pubsub.NewHub(rdb, Channels(cfg.Keys), log, clock.Now)
 	// Open streams and malformed messages keep their owners; the recorder
 	// reads them when it writes.
@@ -219,6 +217,10 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	}
 	return a, nil
 }
+
+// LeaseTTL is how long a lease lives without renewal: it outlives two
+// missed heartbeats, then frees its slot.
+func LeaseTTL(heartbeat time.Duration) time.Duration { return 2*heartbeat + 5*time.Second }
 
 // ResumeWindow is how long an ended stream's cursor stays valid.
 const ResumeWindow = 2 * time.Minute

@@ -16,6 +16,15 @@ var (
 	closeScript = redis.NewScript(closeSrc)
 )
 
+// closeArgs are close.lua's arguments (see connectArgs).
+type closeArgs struct {
+	UserID     string `json:"userId"`   // the lease must be this user's
+	TicketID   string `json:"ticketId"` // and this ticket's
+	Grace      int64  `json:"grace"`    // ms the ended lease stays resumable
+	ID         string `json:"id"`       // the lease
+	Generation int64  `json:"gen,string"`
+}
+
 // ErrNotLive is Close's refusal: no live lease of that id belongs to the
 // given user and ticket (forged, foreign, ended or expired alike, so a
 // caller learns nothing about other users' streams).
@@ -29,7 +38,8 @@ var ErrNotLive = errors.New("registry: no such live stream")
 // The caller tells the process serving it through the control channel.
 func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string, generation int64) error {
 	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, purpose.Alerts), r.userKey(userID, purpose.Data), r.keys.UserGeneration(userID)}
-	res, err := closeScript.Run(ctx, r.rdb, keys, userID, ticketID, r.grace.Milliseconds(), id, generation).Text()
+	args := closeArgs{UserID: userID, TicketID: ticketID, Grace: r.grace.Milliseconds(), ID: id, Generation: generation}
+	res, err := closeScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Text()
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,15 @@
 // Each stream holds a lease: a hash with its details and an entry, scored by
 // expiry, in its user's set for its purpose and in its IP's set. A stream
 // renews its lease with every heartbeat; a lease whose process died expires
-// by itself after TTL. Admission is one Lua script, so N simultaneous
-// connects admit exactly the allowed number. Under evict-oldest the script
-// marks the oldest lease "superseded" and publishes its id on the control
-// channel; a superseded lease's own reconnect is refused, which is what
-// stops two tabs from evicting each other in turn.
+// by itself after its lifetime without renewal. Admission is one Lua
+// script, so N simultaneous connects admit exactly the allowed number.
+// Under evict-oldest the script marks the oldest lease "superseded" and
+// returns its id (Admission.Evicted), which the caller sends to the
+// lease's process over the control channel; a superseded lease's own
+// reconnect is refused, which is what stops two tabs from evicting each
+// other in turn. Each script takes its arguments as one JSON object whose
+// fields are named and documented in Go (connectArgs, renewArgs,
+// releaseArgs, closeArgs).
 package registry
 
 import (
@@ -81,9 +85,6 @@ func New(rdb redis.Cmdable, keys config.Keys, limits Limits, ttl, grace time.Dur
 	return &Registry{rdb: rdb, keys: keys, limits: limits, ttl: ttl, grace: grace}
 }
 
-// TTL is the lease lifetime without renewal.
-func (r *Registry) TTL() time.Duration { return r.ttl }
-
 // Limits returns the configured limits.
 func (r *Registry) Limits() Limits { return r.limits }
 
@@ -138,15 +139,15 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 		q.TicketKey, r.keys.UserDevices(q.UserID), r.userKey(q.UserID, q.Purpose), r.userKey(q.UserID, other),
 		r.ipKey(q.IP), r.leaseKey(q.ID), resumeKey, r.keys.UserGeneration(q.UserID),
 	}, q.StatusKeys...)
-	args := []any{
-		now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), q.ID, r.limits.Of(q.Purpose), r.limits.PerIP,
-		r.limits.Policy, string(q.Purpose), q.ResumeID, q.IP, q.ConnectedAt.UnixMilli(), string(devJSON), q.TicketID,
-		q.UserID, string(q.Purpose), DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices), q.Generation,
+	args := connectArgs{
+		Now: now.UnixMilli(), TTL: r.ttl.Milliseconds(), Grace: r.grace.Milliseconds(),
+		ID: q.ID, LeasePrefix: r.leaseKey(""), UserLimit: r.limits.Of(q.Purpose), IPLimit: r.limits.PerIP,
+		Policy: r.limits.Policy, Purpose: q.Purpose, ResumeID: q.ResumeID, NeedResume: q.NeedResume,
+		UserID: q.UserID, TicketID: q.TicketID, IP: q.IP, ConnectedAt: q.ConnectedAt.UnixMilli(),
+		Devices: nonNil(q.Devices), DevicesJSON: string(devJSON), DevHash: DevicesHash(q.Purpose, q.Devices),
+		Generation: q.Generation,
 	}
-	for _, d := range q.Devices {
-		args = append(args, d)
-	}
-	res, err := connectScript.Run(ctx, r.rdb, keys, args...).Slice()
+	res, err := connectScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Slice()
 	if err != nil {
 		return Admission{}, err
 	}
@@ -207,13 +208,11 @@ type Lease struct {
 // current device set, so they follow ownership changes.
 func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
 	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}
-	args := []any{now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), l.ID, string(l.Purpose)}
+	args := renewArgs{Now: now.UnixMilli(), TTL: r.ttl.Milliseconds(), Grace: r.grace.Milliseconds(), ID: l.ID, Purpose: l.Purpose, Devices: []string{}}
 	if l.Purpose == purpose.Data {
-		for _, d := range l.Devices {
-			args = append(args, d)
-		}
+		args.Devices = nonNil(l.Devices)
 	}
-	res, err := renewScript.Run(ctx, r.rdb, keys, args...).Slice()
+	res, err := renewScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +239,7 @@ func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string,
 // resume window (or keeps its superseded mark).
 func (r *Registry) Release(ctx context.Context, l Lease) error {
 	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP)}
-	return releaseScript.Run(ctx, r.rdb, keys, l.ID, r.grace.Milliseconds()).Err()
+	return releaseScript.Run(ctx, r.rdb, keys, scriptArgs(releaseArgs{ID: l.ID, Grace: r.grace.Milliseconds()})).Err()
 }
 
 // Conn is one open stream as the status endpoint reports it.
@@ -328,11 +327,60 @@ func counts(p purpose.Purpose, same, other int) Counts {
 	return c
 }
 
-func flag(b bool) string {
-	if b {
-		return "1"
+// The scripts' arguments: each script takes one ARGV, the JSON of its
+// struct, and reads the fields by these names. Times are Unix ms and
+// durations ms. A value the script stores as it is (connectedAt, gen) is
+// sent as a decimal string, so the lease hash holds exactly that text.
+type (
+	connectArgs struct {
+		Now         int64           `json:"now"`
+		TTL         int64           `json:"ttl"`         // a lease's life without renewal
+		Grace       int64           `json:"grace"`       // how long an ended lease stays resumable
+		ID          string          `json:"id"`          // the new lease
+		LeasePrefix string          `json:"leasePrefix"` // lease hash key = leasePrefix .. id (to find evicted leases)
+		UserLimit   int             `json:"userLimit"`   // the user's streams of this purpose
+		IPLimit     int             `json:"ipLimit"`
+		Policy      string          `json:"policy"` // config.PolicyEvictOldest or config.PolicyReject
+		Purpose     purpose.Purpose `json:"purpose"`
+		ResumeID    string          `json:"resumeId"`   // the cursor's lease, or ""
+		NeedResume  bool            `json:"needResume"` // only a valid resume admits (the ticket expired)
+		UserID      string          `json:"userId"`
+		TicketID    string          `json:"ticketId"`
+		IP          string          `json:"ip"`
+		ConnectedAt int64           `json:"connectedAt,string"`
+		Devices     []string        `json:"devices"`     // each must be owned (data streams)
+		DevicesJSON string          `json:"devicesJson"` // stored as the lease's devices
+		DevHash     string          `json:"devHash"`     // DevicesHash: a resume must match it
+		Generation  int64           `json:"gen,string"`  // the ticket's revocation generation
 	}
-	return "0"
+	renewArgs struct {
+		Now     int64           `json:"now"`
+		TTL     int64           `json:"ttl"`
+		Grace   int64           `json:"grace"`
+		ID      string          `json:"id"`
+		Purpose purpose.Purpose `json:"purpose"` // alerts: return the owned set; data: check Devices
+		Devices []string        `json:"devices"`
+	}
+	releaseArgs struct {
+		ID    string `json:"id"`
+		Grace int64  `json:"grace"`
+	}
+)
+
+// scriptArgs is a script's one ARGV. The structs above hold only strings,
+// numbers, booleans and string lists, so encoding cannot fail.
+func scriptArgs(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// nonNil makes an absent list encode as [] (which a script iterates), not
+// null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func toInt(v any) int {

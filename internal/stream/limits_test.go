@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
@@ -107,7 +108,7 @@ func TestDeadProcessLeaseExpiresByItself(t *testing.T) {
 		t.Fatalf("slot held: want 429, got %d", resp.StatusCode)
 	}
 	resp.Body.Close()
-	ttl := e.app.Registry.TTL()
+	ttl := app.LeaseTTL(e.app.Config.HeartbeatInterval)
 	if ttl > 2*e.app.Config.HeartbeatInterval+5*time.Second {
 		t.Fatalf("lease TTL %v is more than about two heartbeats", ttl)
 	}
