@@ -274,9 +274,7 @@ func (a *App) Mux(names ...string) http.Handler {
 		}
 		mux.Handle(path, h)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.Error(w, http.StatusNotFound, "Not found")
-	})
+	mux.HandleFunc("/", web.NotFound)
 	return web.Wrap(mux, web.Options{
 		AllowedOrigins: a.Config.CORSAllowedOrigins,
 		OriginSecret:   a.Config.OriginVerifySecret.Value,

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,15 +150,6 @@ func (h *Handler) draining() bool {
 // Open returns the number of streams being served now.
 func (h *Handler) Open() int64 { return h.streams.Load() }
 
-// Messages of the seed's error bodies.
-const (
-	msgAuth      = "Stream authentication required"
-	msgTicket    = "Invalid or expired stream ticket"
-	msgPurpose   = "Stream ticket is not valid for this stream"
-	msgForbidden = "Access denied to one or more devices"
-	msgIPLimit   = "Too many streams from this address"
-)
-
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpose) {
 	// Admission and the stream's first bytes run on a short-lived
 	// goroutine: their deep call paths (JWT, the Lua reply, JSON, replay)
@@ -287,38 +277,38 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 	q := f.r.URL.Query()
 	raw := q.Get("ticket")
 	if raw == "" {
-		f.deny(http.StatusUnauthorized, "no ticket", msgAuth, nil)
+		f.deny("no ticket", ticket.ErrMissing)
 		return c, false
 	}
 	claims, err := h.d.Tickets.Parse(raw)
 	c.claims, c.expired = claims, errors.Is(err, ticket.ErrExpired)
 	if err != nil && !c.expired {
-		f.deny(http.StatusUnauthorized, "invalid ticket", msgTicket, nil)
+		f.deny("invalid ticket", err)
 		return c, false
 	}
 	f.user = claims.UserID
 	if !claims.Purpose.Allows(f.purpose) {
-		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
+		f.deny("ticket purpose", ticket.ErrWrongPurpose)
 		return c, false
 	}
 	c.cur, c.hasCursor = parseCursor(lastEventID(f.r))
 	if c.expired && !c.hasCursor {
-		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
+		f.deny("expired ticket without cursor", ticket.ErrExpired)
 		return c, false
 	}
 	if f.purpose == purpose.Data {
 		if c.devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
-			f.deny(http.StatusBadRequest, "devices: "+err.Error(), deviceMessage(err, h.d.MaxDevices), nil)
+			f.deny("devices: "+err.Error(), &web.Error{Err: err, Args: []any{h.d.MaxDevices}})
 			return c, false
 		}
 		if c.includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
-			f.deny(http.StatusBadRequest, "includeStatus", "includeStatus must be true or false", nil)
+			f.deny("includeStatus", web.WithMessage(web.ErrBadRequest, "includeStatus must be true or false"))
 			return c, false
 		}
 	}
 	if f.purpose == purpose.Alerts {
 		if c.history, err = parseHistory(q.Get("history")); err != nil {
-			f.deny(http.StatusBadRequest, "history", msgHistory, nil)
+			f.deny("history", web.WithMessage(web.ErrBadRequest, msgHistory))
 			return c, false
 		}
 	}
@@ -405,28 +395,27 @@ func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) 
 	limits := h.d.Registry.Limits()
 	switch {
 	case errors.Is(err, registry.ErrRevoked):
-		f.deny(http.StatusUnauthorized, "ticket revoked", msgTicket, nil)
+		f.deny("ticket revoked", err)
 	case errors.Is(err, registry.ErrBadCursor):
-		f.deny(http.StatusUnauthorized, "resume cursor not valid", msgTicket, nil)
+		f.deny("resume cursor not valid", err)
 	case errors.Is(err, registry.ErrForbidden):
-		f.deny(http.StatusForbidden, "device not owned", msgForbidden, nil)
+		f.deny("device not owned", err)
 	case errors.Is(err, registry.ErrSuperseded):
 		// 204 ends a native EventSource for good: a superseded tab must
 		// not come back and evict its successor.
 		f.superseded("superseded")
 	case errors.Is(err, registry.ErrUserLimit), errors.Is(err, registry.ErrIPLimit):
-		msg, reason := msgIPLimit, "ip limit"
+		reason, which := "ip limit", "Data"
 		if errors.Is(err, registry.ErrUserLimit) {
 			reason = "user limit"
-			msg = "Data stream connection limit exceeded"
-			if f.purpose == purpose.Alerts {
-				msg = "Alerts stream connection limit exceeded"
-			}
 		}
-		f.deny(http.StatusTooManyRequests, reason, msg, map[string]any{
+		if f.purpose == purpose.Alerts {
+			which = "Alerts" // the user limit's message names the stream
+		}
+		f.deny(reason, &web.Error{Err: err, Args: []any{which}, Fields: map[string]any{
 			"currentConnections": adm.Counts,
 			"limits":             map[string]int{"alerts": limits.Alerts, "data": limits.Data},
-		})
+		}})
 	default:
 		f.soft("admission: " + err.Error())
 	}
@@ -451,19 +440,6 @@ func invocationLog(ctx context.Context, log *slog.Logger) *slog.Logger {
 		return log.With(slog.String("requestId", lc.AwsRequestID))
 	}
 	return log
-}
-
-func deviceMessage(err error, max int) string {
-	switch {
-	case errors.Is(err, device.ErrNone):
-		return "deviceId or deviceIds is required"
-	case errors.Is(err, device.ErrTooMany):
-		return "Too many devices: at most " + strconv.Itoa(max) + " per stream"
-	case errors.Is(err, device.ErrConflict):
-		return "Use deviceId or deviceIds, not both"
-	default:
-		return "Invalid device id"
-	}
 }
 
 func parseBool(v string, def bool) (bool, error) {
