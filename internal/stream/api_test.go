@@ -14,6 +14,7 @@ import (
 
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/api"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ticket"
 )
 
@@ -64,7 +65,7 @@ func TestTicketEndpoint(t *testing.T) {
 		t.Fatalf("record TTL %v", ttl)
 	}
 	c, err := e.app.Tickets.Verify(t.Context(), out.Ticket)
-	if err != nil || c.UserID != "1" || c.Purpose != ticket.PurposeAlerts || c.ID != out.TicketID {
+	if err != nil || c.UserID != "1" || c.Purpose != purpose.Alerts || c.ID != out.TicketID {
 		t.Fatalf("%+v %v", c, err)
 	}
 	// Empty body: defaults (300 s, any purpose).
@@ -117,8 +118,8 @@ func TestStatusEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01", "C02")
-	anyTicket := e.ticket("1", ticket.PurposeAny)
-	c := e.open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	anyTicket := e.ticket("1", purpose.Any)
+	c := e.open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	e.clock.Advance(7 * time.Second)
 

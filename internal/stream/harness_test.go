@@ -19,9 +19,9 @@ import (
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/stream"
-	"github.com/machinedash/sse/internal/ticket"
 )
 
 var t0 = time.Date(2026, 1, 27, 12, 0, 0, 0, time.UTC)
@@ -97,7 +97,7 @@ func (e *env) own(user string, devices ...string) {
 	}
 }
 
-func (e *env) ticket(user string, p ticket.Purpose) string {
+func (e *env) ticket(user string, p purpose.Purpose) string {
 	e.t.Helper()
 	tk, _, err := e.app.Tickets.Issue(context.Background(), user, p, 5*time.Minute)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // signedWithSecret is an oracle independent of the jwt library: the header
@@ -103,7 +104,7 @@ func checkResult(t *testing.T, tok string, c Claims, err error, now time.Time) {
 	if !access.ValidUserID(c.UserID) {
 		t.Fatalf("accepted sub %q", c.UserID)
 	}
-	if c.Purpose != PurposeAny && c.Purpose != PurposeAlerts && c.Purpose != PurposeData {
+	if c.Purpose != purpose.Any && c.Purpose != purpose.Alerts && c.Purpose != purpose.Data {
 		t.Fatalf("accepted purpose %q", c.Purpose)
 	}
 	if ttl := c.ExpiresAt.Sub(c.IssuedAt); ttl < MinTTL || ttl > MaxTTL {
