@@ -206,7 +206,7 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	if a.Tickets != nil {
 		a.Streams = stream.New(stream.Deps{
 			Tickets: a.Tickets, Registry: a.Registry, Hub: a.Hub, Redis: rdb, Keys: cfg.Keys,
-			Control: ControlChannel(cfg.Keys), MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
+			MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
 			Log: log, Clock: clock, Metrics: a.Metrics,
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,

@@ -51,7 +51,7 @@ func (h *Handler) Close() http.Handler {
 			return
 		}
 		h.d.Log.Info("stream close requested", slog.String("user", claims.UserID))
-		if err := h.d.Redis.Publish(ctx, h.d.Control, "close "+cur.Lease).Err(); err != nil {
+		if err := h.d.Hub.CloseStream(ctx, cur.Lease); err != nil {
 			// The lease is freed already; the stream ends at its next
 			// heartbeat, when its renewal finds it gone.
 			h.d.Log.Warn("close notice failed", slog.String("err", err.Error()))
