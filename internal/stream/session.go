@@ -334,29 +334,43 @@ func (s *session) deliver(m *pubsub.Message) {
 			s.mark = st
 		}
 	}
-	s.event(m.At, m.Kind.Event(), m.Data)
+	s.framed(m.At, m.Frame)
 	s.h.d.Metrics.Delivered(m.Kind.Event())
 }
 
-// event appends one event with the next cursor id. On alerts streams the
-// id carries the watermark instead of the event's own time.
+// event appends one event with the next cursor id.
 func (s *session) event(at time.Time, name string, data []byte) {
-	s.seq++
-	if s.purpose == purpose.Alerts {
-		at = s.mark
-	}
-	// The id is written directly: a cursor is [A-Za-z0-9._-] by
-	// construction, so it needs no check and no string of its own.
 	n := len(s.buf)
-	s.buf = append(s.buf, "id: "...)
-	s.buf = appendCursor(s.buf, s.lease.ID, at, s.seq)
-	s.buf = append(s.buf, '\n')
+	s.appendID(at)
 	out, err := sse.AppendEvent(s.buf, sse.Event{Name: name, Data: data})
 	if err != nil {
 		s.buf = s.buf[:n] // never a dangling id line
 		return
 	}
 	s.buf = out
+}
+
+// framed appends a message's shared frame (pubsub.Message.Frame) after the
+// next cursor id: the event is encoded once for all its streams, and only
+// the id line is this stream's own.
+func (s *session) framed(at time.Time, frame []byte) {
+	s.appendID(at)
+	s.buf = append(s.buf, frame...)
+}
+
+// appendID appends the id line of the next event. On alerts streams the id
+// carries the watermark instead of the event's own time. Every event keeps
+// an id of its own (see docs/benchmarks.md, "what each change bought").
+func (s *session) appendID(at time.Time) {
+	s.seq++
+	if s.purpose == purpose.Alerts {
+		at = s.mark
+	}
+	// The id is written directly: a cursor is [A-Za-z0-9._-] by
+	// construction, so it needs no check and no string of its own.
+	s.buf = append(s.buf, "id: "...)
+	s.buf = appendCursor(s.buf, s.lease.ID, at, s.seq)
+	s.buf = append(s.buf, '\n')
 }
 
 func (s *session) system(at time.Time, kind string) {
@@ -459,7 +473,7 @@ func (s *session) sendAlerts(out []*pubsub.Message, now time.Time) {
 		if st := believed(m.Stamp, now); st.After(s.mark) {
 			s.mark = st
 		}
-		s.event(now, m.Kind.Event(), m.Data)
+		s.framed(now, m.Frame)
 	}
 }
 
