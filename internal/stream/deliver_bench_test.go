@@ -1,14 +1,22 @@
 package stream
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/purpose"
+	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/registry"
 )
 
@@ -38,7 +46,7 @@ func BenchmarkDeliver(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
-			if w.n == 0 {
+			if w.written() == 0 {
 				b.Fatal("nothing written")
 			}
 		})
@@ -56,12 +64,17 @@ func processCPU() time.Duration {
 // deadline), so the stream writes as it does there.
 type sinkWriter struct {
 	header http.Header
-	n      int
+	events atomic.Int64 // events written ("\n\n" ends each)
 }
 
-func (w *sinkWriter) Header() http.Header              { return w.header }
-func (w *sinkWriter) WriteHeader(int)                  {}
-func (w *sinkWriter) Write(p []byte) (int, error)      { w.n += len(p); return len(p), nil }
+func (w *sinkWriter) written() int { return int(w.events.Load()) }
+
+func (w *sinkWriter) Header() http.Header { return w.header }
+func (w *sinkWriter) WriteHeader(int)     {}
+func (w *sinkWriter) Write(p []byte) (int, error) {
+	w.events.Add(int64(bytes.Count(p, []byte("\n\n"))))
+	return len(p), nil
+}
 func (w *sinkWriter) FlushError() error                { return nil }
 func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
 
@@ -73,4 +86,56 @@ func TestAppendBase36(t *testing.T) {
 			t.Errorf("%d: %q, want %q", v, got, want)
 		}
 	}
+}
+
+// BenchmarkWake is the stream loop's work per delivery past the hub: 200
+// streams of one device, each in its own loop (its select, the drain of
+// its queue, the event, the flush to a sinkWriter), and one Redis message
+// per op reaching all of them through the real hub. cpu-ns/delivery is
+// process CPU time per delivery; the hub's read and parse of a message are
+// shared by its 200 deliveries.
+func BenchmarkWake(b *testing.B) {
+	const streams = 200
+	rdb, prefix := redistest.Client(b)
+	channel := prefix + "spc"
+	clock := clockwork.NewFakeClock()
+	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]pubsub.Kind{channel: pubsub.KindSPC}}, slog.New(slog.DiscardHandler), nil)
+	b.Cleanup(hub.Close)
+	h := New(Deps{Hub: hub, Clock: clock})
+	ctx, cancel := context.WithCancel(context.Background())
+	var done sync.WaitGroup
+	sinks := make([]*sinkWriter, streams)
+	for i := range sinks {
+		sub, err := hub.Subscribe(ctx, "", pubsub.Filter{Devices: []string{"C042"}, Purpose: purpose.Data}, pubsub.QueueLimits{Capacity: 1 << 20}) // never overflows
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := &sinkWriter{header: http.Header{}}
+		sinks[i] = w
+		s := &session{h: h, w: w, rc: http.NewResponseController(w), purpose: purpose.Data, sub: sub,
+			lease: registry.Lease{ID: newLeaseID()}, end: clock.Now().Add(time.Hour)}
+		done.Go(func() { s.loop(ctx); sub.Close() })
+	}
+	payload := `{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"timestamp":"2026-01-27T12:34:56.789Z"}`
+	written := func() (n int) {
+		for _, w := range sinks {
+			n += w.written()
+		}
+		return n
+	}
+	b.ReportAllocs()
+	start := processCPU()
+	for b.Loop() {
+		if err := rdb.Publish(ctx, channel, payload).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Every stream has written every message before the clock stops.
+	for written() < b.N*streams {
+		time.Sleep(time.Millisecond)
+	}
+	cpu := processCPU() - start
+	cancel()
+	done.Wait()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*streams), "cpu-ns/delivery")
 }

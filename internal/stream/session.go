@@ -135,9 +135,11 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	return s.flush()
 }
 
-// loop is the stream: one select over the client, draining, the
-// subscription's end (lost, evicted, closed), messages, the throttle, the
-// heartbeat and the rotation. It returns why the stream ended.
+// loop is the stream: one select over the subscription's Ready (messages,
+// and every reason to stop: the client left, draining, the subscription's
+// end), the throttle, the heartbeat and the rotation. Four cases, not
+// seven: a select's cost grows with its cases, and it runs once per
+// delivery. It returns why the stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
@@ -152,34 +154,34 @@ func (s *session) loop(ctx context.Context) string {
 			throttle.Stop()
 		}
 	}()
+	// The client leaving and the drain wake the loop through Ready (no
+	// goroutine: both contexts are cancelCtx), and stopped looks why.
+	defer context.AfterFunc(ctx, s.sub.Wake)()
+	defer context.AfterFunc(h.drain, s.sub.Wake)()
 
 	for {
+		beat, rotated := false, false
 		select {
-		case <-ctx.Done():
-			return endClient
-		case <-h.drain:
-			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Done():
-			switch s.sub.End() {
-			case pubsub.ClosedByClient:
-				return s.finish(endClosed, "closed", 0)
-			case pubsub.Evicted:
-				s.released = true // the evicting connect already freed the slot
-				return s.finish(endSuperseded, "superseded", 0)
-			default: // pubsub.Lost
-				return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-			}
 		case <-s.sub.Ready():
 		case <-throttleC:
 			throttleC = nil
 		case <-heartbeat.Chan():
+			beat = true
+		case <-rotate.Chan():
+			rotated = true
+		}
+		if reason, stop := s.stopped(ctx); stop {
+			return reason
+		}
+		if rotated {
+			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+		}
+		if beat {
 			if reason, ok := s.beat(ctx); !ok {
 				return reason
 			}
 			heartbeat.Reset(h.d.Timing.Heartbeat)
 			continue
-		case <-rotate.Chan():
-			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		now := clk.Now()
 		next, reason, ok := s.send(now)
@@ -195,6 +197,29 @@ func (s *session) loop(ctx context.Context) string {
 			throttleC = throttle.Chan()
 		}
 	}
+}
+
+// stopped reports whether the stream must end for a reason other than its
+// own timers and messages, and ends it: the client left, the process
+// drains, the subscription ended (lost, evicted, closed by its client).
+func (s *session) stopped(ctx context.Context) (string, bool) {
+	h := s.h
+	switch {
+	case ctx.Err() != nil:
+		return endClient, true
+	case h.draining():
+		return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter)), true
+	}
+	switch s.sub.End() {
+	case pubsub.ClosedByClient:
+		return s.finish(endClosed, "closed", 0), true
+	case pubsub.Evicted:
+		s.released = true // the evicting connect already freed the slot
+		return s.finish(endSuperseded, "superseded", 0), true
+	case pubsub.Lost:
+		return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter)), true
+	}
+	return "", false
 }
 
 // beat renews the lease and sends a heartbeat. It returns why the stream
