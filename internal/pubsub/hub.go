@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 )
 
@@ -26,7 +27,7 @@ var ErrUnavailable = errors.New("pubsub: redis subscription unavailable")
 // channel on which other processes address one stream by id (eviction);
 // empty disables it.
 type Channels struct {
-	Kinds   map[string]Kind
+	Kinds   map[string]*channel.Kind
 	Control string
 }
 
@@ -403,7 +404,7 @@ func (h *Hub) route(channel, payload string) {
 	r := h.index[m.Device]
 	var list []*Subscription
 	if r != nil {
-		if kind.Purpose() == purpose.Alerts {
+		if kind.Purpose == purpose.Alerts {
 			list = r.alerts
 		} else {
 			list = r.data
