@@ -10,7 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -29,8 +29,6 @@ import (
 // maxBody bounds the ticket request body.
 const maxBody = 4 << 10
 
-const msgUnavailable = "Service temporarily unavailable"
-
 // Ticket serves POST /sse/stream-ticket.
 func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,53 +37,48 @@ func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.
 		}
 		tok, err := access.BearerToken(r.Header.Get("Authorization"))
 		if err != nil {
-			web.Error(w, http.StatusUnauthorized, "Authentication required")
+			web.Fail(w, r, log, err)
 			return
 		}
 		user, err := v.UserID(tok)
 		if err != nil {
-			web.Error(w, http.StatusUnauthorized, "Invalid or expired access token")
+			web.Fail(w, r, log, err)
 			return
 		}
 		var body struct {
 			TTLSeconds json.RawMessage `json:"ttlSeconds"`
 			Purpose    json.RawMessage `json:"purpose"`
 		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		raw, err := web.ReadBody(w, r, maxBody)
 		if err != nil {
-			web.Error(w, http.StatusBadRequest, "Request body too large")
+			web.Fail(w, r, log, err)
 			return
 		}
 		if len(raw) > 0 {
 			if err := json.Unmarshal(raw, &body); err != nil {
-				web.Error(w, http.StatusBadRequest, "Request body must be a JSON object")
+				web.Fail(w, r, log, web.WithMessage(web.ErrBadRequest, "Request body must be a JSON object"))
 				return
 			}
 		}
 		ttl, err := ticket.ParseTTL(body.TTLSeconds)
 		if err != nil {
-			web.Error(w, http.StatusBadRequest, "ttlSeconds must be an integer from 60 to 3600")
+			web.Fail(w, r, log, ticket.ErrBadTTL)
 			return
 		}
 		purpose, err := parsePurpose(body.Purpose)
 		if err != nil {
-			web.Error(w, http.StatusBadRequest, `purpose must be "alerts" or "data"`)
+			web.Fail(w, r, log, ticket.ErrBadPurpose)
 			return
 		}
 		token, c, err := tickets.Issue(r.Context(), user, purpose, ttl)
-		var limited *ticket.LimitError
-		if errors.As(err, &limited) {
-			log.Info("ticket refused", slog.String("user", user), slog.String("reason", "rate limit"))
-			w.Header().Set("Retry-After", strconv.Itoa(int((limited.RetryAfter+time.Second-1)/time.Second)))
-			web.Error(w, http.StatusTooManyRequests, "Too many stream tickets requested; try again later")
-			return
+		if errors.Is(err, ticket.ErrRateLimited) {
+			log.InfoContext(r.Context(), "ticket refused", slog.String("user", user), slog.String("reason", "rate limit"))
 		}
 		if err != nil {
-			log.Error("ticket issue failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			web.Fail(w, r, log, web.Unavailable(err))
 			return
 		}
-		log.Info("ticket issued", slog.String("user", user), slog.String("purpose", purpose.Name()), slog.Int("ttl", int(ttl/time.Second)))
+		log.InfoContext(r.Context(), "ticket issued", slog.String("user", user), slog.String("purpose", purpose.Name()), slog.Int("ttl", int(ttl/time.Second)))
 		web.JSON(w, http.StatusOK, map[string]any{
 			"ticket":           token,
 			"expiresInSeconds": int(ttl / time.Second),
@@ -120,24 +113,19 @@ func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Tim
 		}
 		raw := r.URL.Query().Get("ticket")
 		if raw == "" {
-			web.Error(w, http.StatusUnauthorized, "Stream authentication required")
+			web.Fail(w, r, log, ticket.ErrMissing)
 			return
 		}
 		c, err := tickets.Verify(r.Context(), raw)
 		if err != nil {
-			if errors.Is(err, ticket.ErrInvalid) || errors.Is(err, ticket.ErrExpired) || errors.Is(err, ticket.ErrRevoked) {
-				web.Error(w, http.StatusUnauthorized, "Invalid or expired stream ticket")
-				return
-			}
-			log.Error("status: ticket check failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			// Invalid, expired and revoked are 401; Redis failing is 503.
+			web.Fail(w, r, log, web.Unavailable(err))
 			return
 		}
 		t := now()
 		counts, conns, err := reg.List(r.Context(), c.UserID, t)
 		if err != nil {
-			log.Error("status: registry read failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			web.Fail(w, r, log, web.Unavailable(fmt.Errorf("status: registry read: %w", err)))
 			return
 		}
 		type active struct {

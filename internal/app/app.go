@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -84,11 +82,11 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.NeedsSecretsManager() {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		sm, err := config.NewSecretsManager(getenv)
 		if err != nil {
-			return nil, fmt.Errorf("aws config: %w", err)
+			return nil, fmt.Errorf("invalid configuration:\n%w", err)
 		}
-		if err := cfg.Resolve(ctx, config.SecretsManager{API: secretsmanager.NewFromConfig(awsCfg)}); err != nil {
+		if err := cfg.Resolve(ctx, sm); err != nil {
 			return nil, fmt.Errorf("invalid configuration:\n%w", err)
 		}
 	} else if err := cfg.Resolve(ctx, nil); err != nil {
@@ -206,7 +204,7 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	if a.Tickets != nil {
 		a.Streams = stream.New(stream.Deps{
 			Tickets: a.Tickets, Registry: a.Registry, Hub: a.Hub, Redis: rdb, Keys: cfg.Keys,
-			Control: cfg.Keys.Control(), MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
+			MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
 			Log: log, Clock: clock, Metrics: a.Metrics,
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
@@ -262,9 +260,7 @@ func (a *App) Mux(names ...string) http.Handler {
 		}
 		mux.Handle(path, h)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.Error(w, http.StatusNotFound, "Not found")
-	})
+	mux.HandleFunc("/", web.NotFound)
 	return web.Wrap(mux, web.Options{
 		AllowedOrigins: a.Config.CORSAllowedOrigins,
 		OriginSecret:   a.Config.OriginVerifySecret.Value,

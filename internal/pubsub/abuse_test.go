@@ -44,7 +44,7 @@ func TestCancelledConnectsNeverResetTheSharedSubscription(t *testing.T) {
 			default: // gone a moment later, often after the answer
 				time.AfterFunc(time.Duration(rand.N(4000))*time.Microsecond, cancel)
 			}
-			s, err := f.hub.Subscribe(ctx, fmt.Sprint("b", i), Filter{Devices: []string{"B"}}, NewQueue(4, 0))
+			s, err := f.hub.Subscribe(ctx, fmt.Sprint("b", i), Filter{Devices: []string{"B"}}, QueueLimits{Capacity: 4})
 			if err == nil {
 				s.Close()
 			} else {
@@ -67,7 +67,7 @@ func TestCancelledConnectsNeverResetTheSharedSubscription(t *testing.T) {
 	}
 	for _, s := range []*Subscription{a1, a2} {
 		select {
-		case <-s.Lost():
+		case <-s.Done():
 			t.Fatalf("%s lost its subscription after %d cancelled connects", s.stream, n)
 		default:
 		}
@@ -91,7 +91,7 @@ func TestUnansweredBarrierResetsEvenWithoutItsCaller(t *testing.T) {
 	h := NewHub(rdb, Channels{Kinds: map[string]*channel.Kind{redistest.Prefix() + "rt": channel.Realtime}}, slog.New(slog.DiscardHandler), nil)
 	h.barrierTimeout = 300 * time.Millisecond
 	t.Cleanup(h.Close)
-	a, err := h.Subscribe(t.Context(), "a", Filter{Devices: []string{"A"}}, NewQueue(4, 0))
+	a, err := h.Subscribe(t.Context(), "a", Filter{Devices: []string{"A"}}, QueueLimits{Capacity: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +100,11 @@ func TestUnansweredBarrierResetsEvenWithoutItsCaller(t *testing.T) {
 	p.freeze()
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(10*time.Millisecond, cancel)
-	if _, err := h.Subscribe(ctx, "b", Filter{Devices: []string{"B"}}, NewQueue(4, 0)); !errors.Is(err, ErrUnavailable) {
+	if _, err := h.Subscribe(ctx, "b", Filter{Devices: []string{"B"}}, QueueLimits{Capacity: 4}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err %v", err)
 	}
 	select {
-	case <-a.Lost():
+	case <-a.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("a frozen connection was not reset")
 	}

@@ -86,7 +86,7 @@ func drained(ms []*Message) string {
 
 func TestQueueCoalescesRealtimeAndKeepsTheLast(t *testing.T) {
 	t.Parallel()
-	q := NewQueue(4, time.Second)
+	q := newQueue(4, time.Second)
 	for i := 1; i <= 100; i++ {
 		q.Offer(msg(channel.Realtime, "A", i))
 	}
@@ -105,14 +105,14 @@ func TestQueueCoalescesRealtimeAndKeepsTheLast(t *testing.T) {
 	if drained(got) != "A=102" {
 		t.Fatalf("last of burst: %q", drained(got))
 	}
-	if _, c := q.Stats(); c != 100 {
+	if c := q.Stats().Coalesced; c != 100 {
 		t.Fatalf("coalesced %d, want 100", c)
 	}
 }
 
 func TestQueueNeverCoalescesOtherKinds(t *testing.T) {
 	t.Parallel()
-	q := NewQueue(10, time.Second)
+	q := newQueue(10, time.Second)
 	for i := 1; i <= 3; i++ {
 		q.Offer(msg(channel.SPC, "A", i))
 		q.Offer(msg(channel.Alert, "A", 10+i))
@@ -125,7 +125,7 @@ func TestQueueNeverCoalescesOtherKinds(t *testing.T) {
 
 func TestQueueOverflowIsBoundedAndReported(t *testing.T) {
 	t.Parallel()
-	q := NewQueue(8, 0)
+	q := newQueue(8, 0)
 	for i := 0; i < 10000; i++ {
 		q.Offer(msg(channel.Alert, "A", i))
 		q.Offer(msg(channel.Realtime, fmt.Sprint("D", i%3), i))
@@ -138,7 +138,7 @@ func TestQueueOverflowIsBoundedAndReported(t *testing.T) {
 	if len(got) != 11 {
 		t.Fatalf("drained %d", len(got))
 	}
-	if d, _ := q.Stats(); d == 0 {
+	if d := q.Stats().Dropped; d == 0 {
 		t.Fatal("drops not counted")
 	}
 }
@@ -174,7 +174,7 @@ func (f fixture) sub(t *testing.T, id string, filt Filter) *Subscription {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := f.hub.Subscribe(ctx, id, filt, NewQueue(64, 0))
+	s, err := f.hub.Subscribe(ctx, id, filt, QueueLimits{Capacity: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +189,8 @@ func next(t *testing.T, s *Subscription, n int) []*Message {
 	deadline := time.After(5 * time.Second)
 	for len(out) < n {
 		select {
-		case <-s.Queue.Ready():
-			out, _, _ = s.Queue.Drain(t0.Add(time.Hour), out)
+		case <-s.Ready():
+			out, _, _ = s.Drain(t0.Add(time.Hour), out)
 		case <-deadline:
 			t.Fatalf("got %d messages, want %d: %s", len(out), n, drained(out))
 		}
@@ -225,7 +225,7 @@ func TestHubRoutesByDeviceAndPurpose(t *testing.T) {
 	}
 	// Nothing else arrived anywhere.
 	for _, s := range []*Subscription{dataA, dataAB, alertsB} {
-		if rest, _, _ := s.Queue.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
+		if rest, _, _ := s.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
 			t.Fatalf("extra: %s", drained(rest))
 		}
 	}
@@ -275,12 +275,12 @@ func TestHubEvictByControlChannel(t *testing.T) {
 	b := f.sub(t, "stream-b", Filter{Devices: []string{"A"}})
 	f.pub("control", "evict stream-a")
 	select {
-	case <-a.Evicted():
+	case <-a.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("not evicted")
 	}
 	select {
-	case <-b.Evicted():
+	case <-b.Done():
 		t.Fatal("wrong stream evicted")
 	default:
 	}
@@ -305,7 +305,7 @@ func TestSubscribeUnavailable(t *testing.T) {
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := h.Subscribe(ctx, "", Filter{Devices: []string{"A"}}, NewQueue(1, 0)); err != ErrUnavailable {
+	if _, err := h.Subscribe(ctx, "", Filter{Devices: []string{"A"}}, QueueLimits{Capacity: 1}); err != ErrUnavailable {
 		t.Fatalf("err %v", err)
 	}
 }

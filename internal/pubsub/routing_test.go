@@ -64,7 +64,7 @@ func TestHubRoutesByTheExactDeviceIDKey(t *testing.T) {
 		t.Fatalf("owner of C04 got %s", got[0].Data)
 	}
 	for _, s := range []*Subscription{c01, c04} {
-		if rest, _, _ := s.Queue.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
+		if rest, _, _ := s.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
 			t.Fatalf("extra: %s", drained(rest))
 		}
 	}

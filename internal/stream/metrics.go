@@ -56,9 +56,9 @@ func (h *Handler) countOpen(s *session, began time.Time) {
 // countEnd counts a finished stream; it runs after the release, so the
 // open-stream gauge of its line no longer counts it.
 func (h *Handler) countEnd(s *session, reason string) {
-	dropped, coalesced := s.queue.Stats()
+	qs := s.sub.QueueStats()
 	h.d.Metrics.Ended(metrics.End{
 		Purpose: string(s.purpose), Reason: reason, Seconds: h.d.Clock.Now().Sub(s.began).Seconds(),
-		TimeToFirstByte: s.firstByte, Dropped: dropped, Coalesced: coalesced, Events: s.seq,
+		TimeToFirstByte: s.firstByte, Dropped: qs.Dropped, Coalesced: qs.Coalesced, Events: s.seq,
 	})
 }

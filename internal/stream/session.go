@@ -27,7 +27,6 @@ type session struct {
 	purpose purpose.Purpose
 	lease   registry.Lease
 	log     *slog.Logger
-	queue   *pubsub.Queue
 	sub     *pubsub.Subscription
 
 	end     time.Time // when the stream rotates
@@ -137,9 +136,9 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	return s.flush()
 }
 
-// loop is the stream: one select over the client, draining, the shared
-// subscription, eviction, messages, the throttle, the heartbeat and the
-// rotation. It returns why the stream ended.
+// loop is the stream: one select over the client, draining, the
+// subscription's end (lost, evicted, closed), messages, the throttle, the
+// heartbeat and the rotation. It returns why the stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
@@ -161,30 +160,22 @@ func (s *session) loop(ctx context.Context) string {
 			return endClient
 		case <-h.drain:
 			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Lost():
-			return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Evicted():
-			if s.sub.ClosedByClient() {
+		case <-s.sub.Done():
+			switch s.sub.End() {
+			case pubsub.ClosedByClient:
 				return s.finish(endClosed, "closed", 0)
+			case pubsub.Evicted:
+				s.released = true // the evicting connect already freed the slot
+				return s.finish(endSuperseded, "superseded", 0)
+			default: // pubsub.Lost
+				return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
 			}
-			s.released = true // the evicting connect already freed the slot
-			return s.finish(endSuperseded, "superseded", 0)
-		case <-s.queue.Ready():
+		case <-s.sub.Ready():
 		case <-throttleC:
 			throttleC = nil
 		case <-heartbeat.Chan():
-			now := clk.Now()
-			if reason, kind, ok := s.renew(ctx); !ok {
-				retry := time.Duration(0)
-				if reason == endUnavailable {
-					retry = softRetryBase + h.d.Jitter(softRetryJitter)
-				}
-				return s.finish(reason, kind, retry)
-			}
-			s.replayed = nil
-			s.system(now, "heartbeat")
-			if !s.flush() {
-				return s.writeEnd()
+			if reason, ok := s.beat(ctx); !ok {
+				return reason
 			}
 			heartbeat.Reset(h.d.Timing.Heartbeat)
 			continue
@@ -192,22 +183,9 @@ func (s *session) loop(ctx context.Context) string {
 			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		now := clk.Now()
-		msgs, next, overflowed := s.queue.Drain(now, s.msgs[:0])
-		for _, m := range msgs {
-			s.deliver(m)
-		}
-		clear(msgs)
-		s.msgs = msgs[:0]
-		if overflowed {
-			// The client reads too slowly to get everything: end, and let
-			// its resume replay what it missed.
-			return s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
-		}
-		if !s.flush() {
-			return s.writeEnd()
-		}
-		if s.spent() {
-			return s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+		next, reason, ok := s.send(now)
+		if !ok {
+			return reason
 		}
 		if !next.IsZero() && throttleC == nil {
 			if throttle == nil {
@@ -218,6 +196,51 @@ func (s *session) loop(ctx context.Context) string {
 			throttleC = throttle.Chan()
 		}
 	}
+}
+
+// beat renews the lease and sends a heartbeat. It returns why the stream
+// ended when it must end.
+func (s *session) beat(ctx context.Context) (string, bool) {
+	h := s.h
+	now := h.d.Clock.Now()
+	if reason, kind, ok := s.renew(ctx); !ok {
+		retry := time.Duration(0)
+		if reason == endUnavailable {
+			retry = softRetryBase + h.d.Jitter(softRetryJitter)
+		}
+		return s.finish(reason, kind, retry), false
+	}
+	s.replayed = nil
+	s.system(now, "heartbeat")
+	if !s.flush() {
+		return s.writeEnd(), false
+	}
+	return "", true
+}
+
+// send writes what the queue lets go at now. next is when a held-back
+// realtime update becomes due (zero if none); it returns why the stream
+// ended when it must end.
+func (s *session) send(now time.Time) (next time.Time, reason string, ok bool) {
+	h := s.h
+	msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
+	for _, m := range msgs {
+		s.deliver(m)
+	}
+	clear(msgs)
+	s.msgs = msgs[:0]
+	if overflowed {
+		// The client reads too slowly to get everything: end, and let
+		// its resume replay what it missed.
+		return next, s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
+	}
+	if !s.flush() {
+		return next, s.writeEnd(), false
+	}
+	if s.spent() {
+		return next, s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
+	}
+	return next, "", true
 }
 
 // endTime is when the stream rotates: before the invocation deadline (with

@@ -166,7 +166,7 @@ func newUnit(t *testing.T, queue int) *unit {
 	t.Cleanup(u.hub.Close)
 	u.reg = registry.New(rdb, u.keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, time.Minute)
 	u.h = New(Deps{
-		Tickets: u.tickets, Hub: u.hub, Redis: rdb, Keys: u.keys, Control: control, MaxDevices: 10, QueueSize: queue,
+		Tickets: u.tickets, Hub: u.hub, Redis: rdb, Keys: u.keys, MaxDevices: 10, QueueSize: queue,
 		Registry: u.reg, Log: log, Clock: u.clock, Metrics: metrics.New(metrics.Sources{}, u.clock.Now),
 	})
 	return u

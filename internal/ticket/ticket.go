@@ -50,6 +50,9 @@ var (
 	ErrInvalid    = errors.New("ticket: invalid") // signature, alg, malformed, claims missing or malformed
 	ErrExpired    = errors.New("ticket: expired")
 	ErrRevoked    = errors.New("ticket: revoked") // the Redis record is gone
+	ErrMissing    = errors.New("ticket: missing") // a request that needs one carries none
+	// ErrWrongPurpose: the ticket's purpose does not allow the stream asked for.
+	ErrWrongPurpose = errors.New("ticket: not valid for this stream")
 	// ErrRateLimited: more tickets than the issue limit allows (a *LimitError
 	// says when to try again).
 	ErrRateLimited = errors.New("ticket: too many tickets issued")
