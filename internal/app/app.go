@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -102,9 +103,35 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 }
 
 // NewLogger returns the JSON logger every function uses (on stdout, which
-// Lambda sends to CloudWatch).
+// Lambda sends to CloudWatch). A line logged with the context of a Lambda
+// invocation (the ctx variants: InfoContext, LogAttrs) carries its
+// "requestId", as lambdacontext.NewLogger's lines do: one process may serve
+// many invocations at once (Lambda Managed Instances), so a line must say
+// which one it is of.
 func NewLogger(out io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
+	return slog.New(requestIDHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})})
+}
+
+// requestIDHandler adds the invocation's request id to each record, the
+// way lambdacontext.NewLogHandler (aws-lambda-go v1.52+) does. That
+// handler itself is not used: it writes to os.Stdout, takes its level and
+// format from AWS_LAMBDA_LOG_LEVEL/_FORMAT (TEXT unless set) rather than
+// LOG_LEVEL, and renames the msg and time keys.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.AddAttrs(slog.String("requestId", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // redisLog sends go-redis's own messages (its pool's dial retries, in
@@ -171,11 +198,11 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	}
 	a := &App{Config: cfg, Log: log, Redis: rdb, Clock: clock}
 	if cfg.StreamTicketSecret.Value != "" {
-		t, err := ticket.New([]byte(cfg.StreamTicketSecret.Value), rdb, cfg.Keys.SSEPrefix+"ticket:", clock.Now)
+		t, err := ticket.New([]byte(cfg.StreamTicketSecret.Value), rdb, cfg.Keys.Ticket(""), clock.Now)
 		if err != nil {
 			return nil, fmt.Errorf("STREAM_TICKET_SECRET: %w", err)
 		}
-		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.SSEPrefix+"ticketrate:")
+		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.TicketRate(""))
 		t.TrackGeneration(cfg.Keys.UserGeneration)
 		a.Tickets = t
 	}
@@ -223,23 +250,11 @@ func LeaseTTL(heartbeat time.Duration) time.Duration { return 2*heartbeat + 5*ti
 // ResumeWindow is how long an ended stream's cursor stays valid.
 const ResumeWindow = 2 * time.Minute
 
-// Channels maps the configured channel names to kinds.
+// Channels is what the hub subscribes to: every configured channel with
+// its kind, and the control channel.
 func Channels(k config.Keys) pubsub.Channels {
-	return pubsub.Channels{
-		Kinds: map[string]pubsub.Kind{
-			k.ChannelRealtime:  pubsub.KindRealtime,
-			k.ChannelSPC:       pubsub.KindSPC,
-			k.ChannelSPCSeries: pubsub.KindSPCSeries,
-			k.ChannelAlerts:    pubsub.KindAlert,
-			k.ChannelAlarms:    pubsub.KindAlarm,
-		},
-		Control: ControlChannel(k),
-	}
+	return pubsub.Channels{Kinds: k.Channels(), Control: k.Control()}
 }
-
-// ControlChannel carries "evict <leaseID>" and "close <leaseID>" between
-// processes.
-func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
 
 // Routes returns the handlers by pattern, each wrapped with CORS and the
 // origin check. Only the parts the app was configured for are present.
@@ -256,7 +271,7 @@ func (a *App) Routes() map[string]http.Handler {
 		routes["/sse/status"] = api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
 	}
 	if a.Access != nil && a.Tickets != nil {
-		routes["/sse/stream-ticket"] = api.Ticket(a.Access, a.Tickets, a.Log)
+		routes["/sse/stream-ticket"] = api.Ticket(a.Access, a.Tickets, a.Log, a.Config.TrustedClientIPHeader)
 	}
 	return routes
 }

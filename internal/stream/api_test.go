@@ -60,7 +60,7 @@ func TestTicketEndpoint(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
 	e.issued = append(e.issued, out.Ticket)
-	ttl := e.rdb.TTL(t.Context(), e.keys.SSEPrefix+"ticket:"+out.TicketID).Val()
+	ttl := e.rdb.TTL(t.Context(), e.keys.Ticket(out.TicketID)).Val()
 	if ttl < 119*time.Second || ttl > 120*time.Second {
 		t.Fatalf("record TTL %v", ttl)
 	}

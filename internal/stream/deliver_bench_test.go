@@ -14,6 +14,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
@@ -28,8 +29,8 @@ import (
 func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range []struct {
 		p    purpose.Purpose
-		kind pubsub.Kind
-	}{{purpose.Data, pubsub.KindSPC}, {purpose.Alerts, pubsub.KindAlert}} {
+		kind *channel.Kind
+	}{{purpose.Data, channel.SPC}, {purpose.Alerts, channel.Alert}} {
 		b.Run(string(tc.p), func(b *testing.B) {
 			w := &sinkWriter{header: http.Header{}}
 			s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w), purpose: tc.p, lease: registry.Lease{ID: newLeaseID()}}
@@ -97,9 +98,9 @@ func TestAppendBase36(t *testing.T) {
 func BenchmarkWake(b *testing.B) {
 	const streams = 200
 	rdb, prefix := redistest.Client(b)
-	channel := prefix + "spc"
+	ch := prefix + "spc"
 	clock := clockwork.NewFakeClock()
-	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]pubsub.Kind{channel: pubsub.KindSPC}}, slog.New(slog.DiscardHandler), nil)
+	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{ch: channel.SPC}}, slog.New(slog.DiscardHandler), nil)
 	b.Cleanup(hub.Close)
 	h := New(Deps{Hub: hub, Clock: clock})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,7 +127,7 @@ func BenchmarkWake(b *testing.B) {
 	b.ReportAllocs()
 	start := processCPU()
 	for b.Loop() {
-		if err := rdb.Publish(ctx, channel, payload).Err(); err != nil {
+		if err := rdb.Publish(ctx, ch, payload).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
@@ -334,23 +335,24 @@ func (s *session) finish(reason, kind string, retry time.Duration) string {
 }
 
 // release frees the lease (once); a superseded or revoked lease is left
-// as the registry marked it.
-func (s *session) release() {
+// as the registry marked it. ctx is the request's: the release runs even
+// once it is cancelled (the client gone), and its log line keeps its values.
+func (s *session) release(ctx context.Context) {
 	if s.released {
 		return
 	}
 	s.released = true
-	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 	defer cancel()
 	if err := s.h.d.Registry.Release(ctx, s.lease); err != nil {
-		s.log.Warn("lease release failed", "err", err.Error())
+		s.log.WarnContext(ctx, "lease release failed", "err", err.Error())
 	}
 }
 
 // deliver appends one routed message, advancing the alert watermark and
 // skipping an alert that replay already sent.
 func (s *session) deliver(m *pubsub.Message) {
-	if m.Kind.Purpose() == purpose.Alerts {
+	if m.Kind.Purpose == purpose.Alerts {
 		if _, dup := s.replayed[string(m.Data)]; dup {
 			delete(s.replayed, string(m.Data))
 			return
@@ -360,7 +362,7 @@ func (s *session) deliver(m *pubsub.Message) {
 		}
 	}
 	s.framed(m.At, m.Frame)
-	s.h.d.Metrics.Delivered(m.Kind.Event())
+	s.h.d.Metrics.Delivered(m.Kind.Event)
 }
 
 // event appends one event with the next cursor id.
@@ -476,7 +478,7 @@ func (h *Handler) refuse(w http.ResponseWriter) {
 func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
 	all, err := s.readHistory(ctx, devices, s.h.d.ReplayLimit, now)
 	if err != nil {
-		s.log.Warn("alert replay failed", "err", err.Error())
+		s.log.WarnContext(ctx, "alert replay failed", "err", err.Error())
 		return
 	}
 	out := all[:0]
@@ -523,7 +525,7 @@ func (s *session) readHistory(ctx context.Context, devices []string, perDevice i
 	var out []*pubsub.Message
 	for i, d := range devices {
 		for _, raw := range cmds[i].Val() {
-			m, err := pubsub.Parse(pubsub.KindAlert, []byte(raw), now)
+			m, err := pubsub.Parse(channel.Alert, []byte(raw), now)
 			if err != nil || m.Device != d || m.Stamp.IsZero() {
 				continue
 			}

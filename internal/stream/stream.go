@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
@@ -158,6 +157,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 		panic any
 	}
 	began := h.d.Clock.Now()
+	// Before the first bytes: a message the client's first events let it
+	// trigger could otherwise be counted before this is read.
+	malformed := h.d.Hub.Stats().Malformed
 	sw := &statusWriter{ResponseWriter: w}
 	opened := make(chan result, 1)
 	go func() {
@@ -182,13 +184,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	defer func() { h.countEnd(s, reason) }() // last: after the release
 	// After the release: the deadline margin (Timing.DeadlineMargin) has
 	// room for the last write and the release, not for this too.
-	defer h.reportMalformed()
+	defer h.reportMalformed(r.Context())
 	defer s.sub.Close()
-	defer s.release()
+	defer s.release(r.Context())
 	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
-	malformed := h.d.Hub.Stats().Malformed
 	switch {
 	case !s.startFailed:
 		reason = s.loop(r.Context())
@@ -199,23 +200,23 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	}
 	qs := s.sub.QueueStats()
 	malformed = h.d.Hub.Stats().Malformed - malformed
-	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
+	s.log.InfoContext(r.Context(), "stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
 		slog.Int("dropped", qs.Dropped), slog.Int("coalesced", qs.Coalesced), slog.Int64("malformed", malformed))
 }
 
 // reportMalformed adds what this process's subscription dropped as
 // malformed to the shared counter that /health shows; what it cannot add
 // goes back to the hub, for the next stream end to report.
-func (h *Handler) reportMalformed() {
+func (h *Handler) reportMalformed(ctx context.Context) {
 	n := h.d.Hub.TakeMalformed()
 	if n == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 	defer cancel()
-	if err := h.d.Redis.IncrBy(ctx, h.d.Keys.MalformedCount(), n).Err(); err != nil {
+	if err := h.d.Redis.IncrBy(rctx, h.d.Keys.MalformedCount(), n).Err(); err != nil {
 		h.d.Hub.UntakeMalformed(n)
-		h.d.Log.Warn("malformed count not reported", slog.String("err", err.Error()))
+		h.d.Log.WarnContext(ctx, "malformed count not reported", slog.String("err", err.Error()))
 	}
 }
 
@@ -238,6 +239,9 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	}
 	now := h.d.Clock.Now()
 	s := h.newSession(w, r, p, c)
+	// Before the admission: whether the hub hears this lease's eviction
+	// notices from here on decides whether join must read the lease back.
+	epoch := h.d.Hub.Epoch()
 	adm, ok := h.admit(f, s, c, now)
 	if !ok {
 		return nil
@@ -246,10 +250,10 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	if p == purpose.Alerts {
 		devices = adm.Owned
 	}
-	if !h.join(f, s, devices) {
+	if !h.join(f, s, devices, epoch) {
 		return nil
 	}
-	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
 	replay := c.hasCursor && (adm.Resumed || !c.expired && p == purpose.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
 	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
 	return s
@@ -319,7 +323,7 @@ func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, p purpose.P
 			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: p,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(c.claims.ID), Devices: c.devices,
 		},
-		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", string(p)), slog.String("user", c.claims.UserID)),
+		log:     h.d.Log.With(slog.String("purpose", string(p)), slog.String("user", c.claims.UserID)),
 		history: c.history,
 	}
 }
@@ -360,17 +364,25 @@ func (h *Handler) admit(f *refusal, s *session, c connect, now time.Time) (regis
 // join subscribes the admitted stream to the hub. It answers the request
 // itself (and frees the lease when it is still the stream's) when the
 // stream cannot join.
-func (h *Handler) join(f *refusal, s *session, devices []string) bool {
+func (h *Handler) join(f *refusal, s *session, devices []string, epoch pubsub.Epoch) bool {
 	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
 	defer cancel()
 	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Purpose: s.purpose},
 		pubsub.QueueLimits{Capacity: h.d.QueueSize, Realtime: h.d.Timing.RealtimeMin})
 	superseded := false
 	if err == nil {
-		// A newer connect that evicted this lease before it joined the hub
-		// published its notice to nobody; from here on notices arrive, and
-		// the lease tells about the ones before.
-		if superseded, err = h.d.Registry.Superseded(ctx, s.lease.ID); err != nil || superseded {
+		// A newer connect that evicted this lease after its admission
+		// published a notice. When the hub's connection was listening
+		// before the admission and still is (HeardSince), the hub has that
+		// notice, from before this stream joined (remembered) or from
+		// while it joined (sub ended). Otherwise (a fresh or reset
+		// connection) the notice may have reached no one, and the lease
+		// tells.
+		superseded = sub.End() == pubsub.Evicted
+		if !superseded && !sub.HeardSince(epoch) {
+			superseded, err = h.d.Registry.Superseded(ctx, s.lease.ID)
+		}
+		if err != nil || superseded {
 			sub.Close()
 		}
 	}
@@ -379,7 +391,7 @@ func (h *Handler) join(f *refusal, s *session, devices []string) bool {
 		return false
 	}
 	if err != nil {
-		s.release()
+		s.release(f.r.Context())
 		f.soft("subscribe")
 		return false
 	}
@@ -422,20 +434,9 @@ func (h *Handler) notifyEvicted(ctx context.Context, ids []string) {
 	for _, id := range ids {
 		if err := h.d.Hub.Evict(ctx, id); err != nil {
 			// The evicted lease is already marked: its next renewal ends it.
-			h.d.Log.Warn("eviction notice failed", slog.String("err", err.Error()))
+			h.d.Log.WarnContext(ctx, "eviction notice failed", slog.String("err", err.Error()))
 		}
 	}
-}
-
-// invocationLog returns log with the Lambda request id of ctx, as
-// lambdacontext.NewLogger adds it ("requestId"), when ctx is an
-// invocation's. One process may serve many invocations at once (Lambda
-// Managed Instances), so a stream's lines must say which one they are of.
-func invocationLog(ctx context.Context, log *slog.Logger) *slog.Logger {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return log.With(slog.String("requestId", lc.AwsRequestID))
-	}
-	return log
 }
 
 func parseBool(v string, def bool) (bool, error) {

@@ -25,7 +25,7 @@ func TestTicketIssueIsRateLimitedPerUser(t *testing.T) {
 		e.issued = append(e.issued, out.Ticket)
 	}
 	records := func() int {
-		keys, err := e.rdb.Keys(t.Context(), e.keys.SSEPrefix+"ticket:*").Result()
+		keys, err := e.rdb.Keys(t.Context(), e.keys.Ticket("*")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
