@@ -1,7 +1,6 @@
 package devserver_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/machinedash/sse/internal/devserver"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/sim"
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 // wait bounds every wait for an event.
@@ -141,39 +141,28 @@ func resume(t *testing.T, url, lastID string, status int) (events <-chan event, 
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	t.Cleanup(func() { cancel(); res.Body.Close() })
+	t.Cleanup(cancel)
+	res := ssetest.Do(t, http.DefaultClient, req)
+	t.Cleanup(func() { res.Body.Close() })
 	if res.StatusCode != status {
 		t.Fatalf("GET stream: %d, want %d", res.StatusCode, status)
 	}
 	if status == 200 && !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("GET stream: Content-Type %s", res.Header.Get("Content-Type"))
 	}
+	s := ssetest.Read(t, res.Body)
 	out := make(chan event, 1024)
 	go func() {
 		defer close(out)
-		sc := bufio.NewScanner(res.Body)
-		var e event
-		for sc.Scan() {
-			line := sc.Text()
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch {
-			case line == "":
-				if e.name != "" || e.data != "" {
-					out <- e
-				}
-				e = event{}
-			case field == "id":
-				e.id = value
-			case field == "event":
-				e.name = value
-			case field == "data":
-				e.data += value
+		for {
+			ev, err := s.NextCtx(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case out <- event{id: ev.ID, name: ev.Name, data: ev.Data}:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()

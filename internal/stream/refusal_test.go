@@ -49,7 +49,7 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.issued = append(e.issued, expired)
+	e.Issued(expired)
 	e.clock.Advance(2 * time.Minute)
 	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
 	e.open("/sse/stream?deviceId=C01&ticket="+data).expect("system", "")

@@ -130,7 +130,7 @@ func TestErrorsHaveTheSeedsBodies(t *testing.T) {
 	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
 	alerts := url.QueryEscape(e.ticket("1", ticket.PurposeAlerts))
 	revoked, claims, _ := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
-	e.issued = append(e.issued, revoked)
+	e.Issued(revoked)
 	_ = e.app.Tickets.Revoke(t.Context(), claims.ID)
 
 	const (
@@ -163,7 +163,7 @@ func TestErrorsHaveTheSeedsBodies(t *testing.T) {
 		if resp.StatusCode != tc.code || got != tc.body || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, got)
 		}
-		for _, tk := range e.issued {
+		for _, tk := range e.Secrets() {
 			if strings.Contains(got, tk) {
 				t.Errorf("%s: body contains a ticket", tc.name)
 			}
