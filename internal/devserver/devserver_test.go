@@ -527,23 +527,35 @@ func TestStartFailsCleanly(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"CORS_ALLOWED_ORIGINS": "*", "HEARTBEAT_INTERVAL": "often"}
 	// The same address twice: a listener leaked by the first failure would
-	// make the second fail to listen instead.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	for range 2 {
-		s, err := devserver.Start(context.Background(), devserver.Options{Addr: addr, Simulate: true, Getenv: func(k string) string { return env[k] }})
-		if err == nil {
-			_ = s.Close()
-			t.Fatal("Start accepted an invalid configuration")
+	// make the second fail to listen instead. The address is one that was
+	// free a moment ago; if something else took it before the first Start,
+	// that Start says "taken" and another address is tried.
+	for attempt := 0; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, want := range []string{"CORS_ALLOWED_ORIGINS", "HEARTBEAT_INTERVAL"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not name %s", err, want)
+		addr := l.Addr().String()
+		l.Close()
+		raced := false
+		for i := range 2 {
+			s, err := devserver.Start(context.Background(), devserver.Options{Addr: addr, Simulate: true, Getenv: func(k string) string { return env[k] }})
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("Start accepted an invalid configuration")
 			}
+			if i == 0 && attempt < 3 && strings.Contains(err.Error(), "taken") {
+				raced = true
+				break
+			}
+			for _, want := range []string{"CORS_ALLOWED_ORIGINS", "HEARTBEAT_INTERVAL"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+		}
+		if !raced {
+			break
 		}
 	}
 }
@@ -571,12 +583,7 @@ func TestTakenPortHintsAtAddr(t *testing.T) {
 // Start with one line naming REDIS_URL and the address.
 func TestUnreachableRedisIsOneLine(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := redistest.DeadAddr(t)
 	env := map[string]string{"REDIS_URL": "redis://" + addr, "LOG_LEVEL": "warn"}
 	s, err := devserver.Start(context.Background(), devserver.Options{Addr: "127.0.0.1:0", Getenv: func(k string) string { return env[k] }})
 	if err == nil {
