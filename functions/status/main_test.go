@@ -9,6 +9,7 @@ import (
 
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ticket"
 )
@@ -29,7 +30,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, claims, err := tickets.Issue(lambdatest.Within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
+	tok, claims, err := tickets.Issue(lambdatest.Within(t, 3*time.Second), userID, purpose.Data, ticket.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}

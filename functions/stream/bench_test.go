@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ticket"
 )
 
@@ -76,7 +77,7 @@ func benchProcess(b *testing.B, bin string, streams, conc int) {
 		if err := e.rdb.SAdd(ctx, e.keys.UserDevices(user), dev).Err(); err != nil {
 			b.Fatal(err)
 		}
-		tok, _, err := e.tickets.Issue(ctx, user, ticket.PurposeData, ticket.DefaultTTL)
+		tok, _, err := e.tickets.Issue(ctx, user, purpose.Data, ticket.DefaultTTL)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ssetest"
 	"github.com/machinedash/sse/internal/ticket"
@@ -42,7 +43,7 @@ func TestStream(t *testing.T) {
 		if err := e.rdb.Set(lambdatest.Within(t, 3*time.Second), e.keys.Status("C02"), status, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		tok := e.issue(t, ticket.PurposeData)
+		tok := e.issue(t, purpose.Data)
 		rt := lambdatest.Start(t)
 		proc := lambdatest.Run(t, bin, rt, e.vars...)
 
@@ -151,7 +152,7 @@ func TestStream(t *testing.T) {
 		realtime := lambdatest.Event(t, "realtime.json")
 		var toks []string
 		for i, t1 := range []string{"301", "302"} {
-			tok := e.issue(t, ticket.PurposeData)
+			tok := e.issue(t, purpose.Data)
 			toks = append(toks, tok)
 			// Short streams: 4.5 s to the deadline leaves 1.5 s after the margin.
 			deadline := time.Now().Add(4500 * time.Millisecond)
@@ -194,7 +195,7 @@ func TestStream(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, "HEARTBEAT_INTERVAL=1s")
 		e.own(t, "C02")
-		tok := e.issue(t, ticket.PurposeAlerts)
+		tok := e.issue(t, purpose.Alerts)
 		rt := lambdatest.Start(t)
 		proc := lambdatest.Run(t, bin, rt, e.vars...)
 		inv := rt.Invoke(lambdatest.Event(t, "alerts-request.json", "{{TICKET}}", tok), time.Now().Add(8*time.Second))
@@ -256,7 +257,7 @@ func TestStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged, _, err := other.Issue(lambdatest.Within(t, 3*time.Second), userID, ticket.PurposeData, ticket.DefaultTTL)
+		forged, _, err := other.Issue(lambdatest.Within(t, 3*time.Second), userID, purpose.Data, ticket.DefaultTTL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,7 +343,7 @@ func (e env) own(t *testing.T, devices ...string) {
 	}
 }
 
-func (e env) issue(t *testing.T, p ticket.Purpose) string {
+func (e env) issue(t *testing.T, p purpose.Purpose) string {
 	t.Helper()
 	tok, _, err := e.tickets.Issue(lambdatest.Within(t, 3*time.Second), userID, p, ticket.DefaultTTL)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ticket"
 )
 
@@ -42,7 +43,7 @@ func TestManyStreams(t *testing.T) {
 		if err := e.rdb.SAdd(lambdatest.Within(t, 3*time.Second), e.keys.UserDevices(s.user), s.own, s.shared).Err(); err != nil {
 			t.Fatal(err)
 		}
-		tok, _, err := e.tickets.Issue(lambdatest.Within(t, 3*time.Second), s.user, ticket.PurposeData, ticket.DefaultTTL)
+		tok, _, err := e.tickets.Issue(lambdatest.Within(t, 3*time.Second), s.user, purpose.Data, ticket.DefaultTTL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +207,7 @@ func TestShutdown(t *testing.T) {
 		if err := e.rdb.SAdd(ctx, e.keys.UserDevices(user), "C02").Err(); err != nil {
 			t.Fatal(err)
 		}
-		tok, _, err := e.tickets.Issue(ctx, user, ticket.PurposeData, ticket.DefaultTTL)
+		tok, _, err := e.tickets.Issue(ctx, user, purpose.Data, ticket.DefaultTTL)
 		if err != nil {
 			t.Fatal(err)
 		}

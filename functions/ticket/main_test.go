@@ -10,6 +10,7 @@ import (
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
@@ -78,7 +79,7 @@ func TestTicket(t *testing.T) {
 		if err != nil {
 			t.Fatalf("issued ticket does not verify: %v", err)
 		}
-		if c.UserID != userID || c.Purpose != ticket.PurposeData || c.ID != resp.TicketID {
+		if c.UserID != userID || c.Purpose != purpose.Data || c.ID != resp.TicketID {
 			t.Errorf("claims = %+v, want user %s, purpose data, id %s", c, userID, resp.TicketID)
 		}
 		issued = resp.Ticket
@@ -116,7 +117,7 @@ func TestTicket(t *testing.T) {
 	var beaconTicket string
 	t.Run("close beacon frees a live lease, refuses a forged id", func(t *testing.T) {
 		ctx := lambdatest.Within(t, 5*time.Second)
-		tk, c, err := tickets.Issue(ctx, userID, ticket.PurposeAlerts, time.Minute)
+		tk, c, err := tickets.Issue(ctx, userID, purpose.Alerts, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func TestTicket(t *testing.T) {
 		reg := registry.New(rdb, keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, 2*time.Minute)
 		const lease = "AbCdEfGhIjKlMnOpQrStUv"
 		if _, err := reg.Connect(ctx, registry.Request{
-			ID: lease, UserID: userID, Purpose: registry.Alerts, IP: "203.0.113.7", TicketKey: tickets.Key(c.ID), TicketID: c.ID, ConnectedAt: time.Now(),
+			ID: lease, UserID: userID, Purpose: purpose.Alerts, IP: "203.0.113.7", TicketKey: tickets.Key(c.ID), TicketID: c.ID, ConnectedAt: time.Now(),
 		}, time.Now()); err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
@@ -27,8 +28,6 @@ import (
 
 // maxBody bounds the ticket request body.
 const maxBody = 4 << 10
-
-const msgUnavailable = "Service temporarily unavailable"
 
 // Ticket serves POST /sse/stream-ticket.
 func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.Handler {
@@ -38,53 +37,48 @@ func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.
 		}
 		tok, err := access.BearerToken(r.Header.Get("Authorization"))
 		if err != nil {
-			web.Error(w, http.StatusUnauthorized, "Authentication required")
+			web.Fail(w, r, log, err)
 			return
 		}
 		user, err := v.UserID(tok)
 		if err != nil {
-			web.Error(w, http.StatusUnauthorized, "Invalid or expired access token")
+			web.Fail(w, r, log, err)
 			return
 		}
 		var body struct {
 			TTLSeconds json.RawMessage `json:"ttlSeconds"`
 			Purpose    json.RawMessage `json:"purpose"`
 		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		raw, err := web.ReadBody(w, r, maxBody)
 		if err != nil {
-			web.Error(w, http.StatusBadRequest, "Request body too large")
+			web.Fail(w, r, log, err)
 			return
 		}
 		if len(raw) > 0 {
 			if err := json.Unmarshal(raw, &body); err != nil {
-				web.Error(w, http.StatusBadRequest, "Request body must be a JSON object")
+				web.Fail(w, r, log, web.WithMessage(web.ErrBadRequest, "Request body must be a JSON object"))
 				return
 			}
 		}
 		ttl, err := ticket.ParseTTL(body.TTLSeconds)
 		if err != nil {
-			web.Error(w, http.StatusBadRequest, "ttlSeconds must be an integer from 60 to 3600")
+			web.Fail(w, r, log, ticket.ErrBadTTL)
 			return
 		}
 		purpose, err := parsePurpose(body.Purpose)
 		if err != nil {
-			web.Error(w, http.StatusBadRequest, `purpose must be "alerts" or "data"`)
+			web.Fail(w, r, log, ticket.ErrBadPurpose)
 			return
 		}
 		token, c, err := tickets.Issue(r.Context(), user, purpose, ttl)
-		var limited *ticket.LimitError
-		if errors.As(err, &limited) {
-			log.Info("ticket refused", slog.String("user", user), slog.String("reason", "rate limit"))
-			w.Header().Set("Retry-After", strconv.Itoa(int((limited.RetryAfter+time.Second-1)/time.Second)))
-			web.Error(w, http.StatusTooManyRequests, "Too many stream tickets requested; try again later")
-			return
+		if errors.Is(err, ticket.ErrRateLimited) {
+			log.InfoContext(r.Context(), "ticket refused", slog.String("user", user), slog.String("reason", "rate limit"))
 		}
 		if err != nil {
-			log.Error("ticket issue failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			web.Fail(w, r, log, web.Unavailable(err))
 			return
 		}
-		log.Info("ticket issued", slog.String("user", user), slog.String("purpose", purpose.Name()), slog.Int("ttl", int(ttl/time.Second)))
+		log.InfoContext(r.Context(), "ticket issued", slog.String("user", user), slog.String("purpose", purpose.Name()), slog.Int("ttl", int(ttl/time.Second)))
 		web.JSON(w, http.StatusOK, map[string]any{
 			"ticket":           token,
 			"expiresInSeconds": int(ttl / time.Second),
@@ -93,15 +87,21 @@ func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.
 	})
 }
 
-func parsePurpose(raw json.RawMessage) (ticket.Purpose, error) {
+// parsePurpose reads the body's purpose: absent or null is purpose.Any;
+// a value must be "alerts" or "data" (an empty string is not absent).
+func parsePurpose(raw json.RawMessage) (purpose.Purpose, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return ticket.PurposeAny, nil
+		return purpose.Any, nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
 		return "", ticket.ErrBadPurpose
 	}
-	return ticket.ParsePurpose(s)
+	p, ok := purpose.Parse(s)
+	if !ok {
+		return "", ticket.ErrBadPurpose
+	}
+	return p, nil
 }
 
 // Status serves GET /sse/status?ticket=: the ticket's user, purpose and
@@ -113,33 +113,28 @@ func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Tim
 		}
 		raw := r.URL.Query().Get("ticket")
 		if raw == "" {
-			web.Error(w, http.StatusUnauthorized, "Stream authentication required")
+			web.Fail(w, r, log, ticket.ErrMissing)
 			return
 		}
 		c, err := tickets.Verify(r.Context(), raw)
 		if err != nil {
-			if errors.Is(err, ticket.ErrInvalid) || errors.Is(err, ticket.ErrExpired) || errors.Is(err, ticket.ErrRevoked) {
-				web.Error(w, http.StatusUnauthorized, "Invalid or expired stream ticket")
-				return
-			}
-			log.Error("status: ticket check failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			// Invalid, expired and revoked are 401; Redis failing is 503.
+			web.Fail(w, r, log, web.Unavailable(err))
 			return
 		}
 		t := now()
 		counts, conns, err := reg.List(r.Context(), c.UserID, t)
 		if err != nil {
-			log.Error("status: registry read failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, msgUnavailable)
+			web.Fail(w, r, log, web.Unavailable(fmt.Errorf("status: registry read: %w", err)))
 			return
 		}
 		type active struct {
-			ID          string   `json:"id"`
-			Purpose     string   `json:"purpose"`
-			DeviceCount int      `json:"deviceCount"`
-			Devices     []string `json:"devices"`
-			ConnectedAt string   `json:"connectedAt"`
-			Uptime      int64    `json:"uptime"`
+			ID          string          `json:"id"`
+			Purpose     purpose.Purpose `json:"purpose"`
+			DeviceCount int             `json:"deviceCount"`
+			Devices     []string        `json:"devices"`
+			ConnectedAt string          `json:"connectedAt"`
+			Uptime      int64           `json:"uptime"`
 		}
 		list := make([]active, 0, len(conns))
 		for _, c := range conns {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/machinedash/sse/internal/api"
 	"github.com/machinedash/sse/internal/apptest"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ssetest"
 	"github.com/machinedash/sse/internal/ticket"
 )
@@ -41,7 +42,7 @@ func TestTicketEndpoint(t *testing.T) {
 		t.Fatalf("record TTL %v", ttl)
 	}
 	c, err := e.App.Tickets.Verify(t.Context(), out.Ticket)
-	if err != nil || c.UserID != "1" || c.Purpose != ticket.PurposeAlerts || c.ID != out.TicketID {
+	if err != nil || c.UserID != "1" || c.Purpose != purpose.Alerts || c.ID != out.TicketID {
 		t.Fatalf("%+v %v", c, err)
 	}
 	// Empty body: defaults (300 s, any purpose).
@@ -94,8 +95,8 @@ func TestStatusEndpoint(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, nil)
 	e.Own("1", "C01", "C02")
-	anyTicket := e.Ticket("1", ticket.PurposeAny)
-	c := e.Open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.Ticket("1", ticket.PurposeData)))
+	anyTicket := e.Ticket("1", purpose.Any)
+	c := e.Open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.Ticket("1", purpose.Data)))
 	c.Expect("system", "")
 	e.Clock.Advance(7 * time.Second)
 

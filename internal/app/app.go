@@ -188,11 +188,9 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 		}
 		a.Access = v
 	}
-	// A lease outlives two missed heartbeats, then frees its slot.
-	leaseTTL := 2*cfg.HeartbeatInterval + 5*time.Second
 	a.Registry = registry.New(rdb, cfg.Keys, registry.Limits{
 		Alerts: cfg.MaxAlertStreams, Data: cfg.MaxDataStreams, PerIP: cfg.MaxStreamsPerIP, Policy: cfg.ConnectionLimitPolicy,
-	}, leaseTTL, ResumeWindow)
+	}, LeaseTTL(cfg.HeartbeatInterval), ResumeWindow)
 	a.Hub = pubsub.NewHub(rdb, Channels(cfg.Keys), log, clock.Now)
 	// Open streams and malformed messages keep their owners; the recorder
 	// reads them when it writes.
@@ -208,7 +206,7 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	if a.Tickets != nil {
 		a.Streams = stream.New(stream.Deps{
 			Tickets: a.Tickets, Registry: a.Registry, Hub: a.Hub, Redis: rdb, Keys: cfg.Keys,
-			Control: ControlChannel(cfg.Keys), MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
+			MaxDevices: cfg.MaxDevicesPerStream, TrustedIP: cfg.TrustedClientIPHeader,
 			Log: log, Clock: clock, Metrics: a.Metrics,
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
@@ -219,6 +217,10 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	}
 	return a, nil
 }
+
+// LeaseTTL is how long a lease lives without renewal: it outlives two
+// missed heartbeats, then frees its slot.
+func LeaseTTL(heartbeat time.Duration) time.Duration { return 2*heartbeat + 5*time.Second }
 
 // ResumeWindow is how long an ended stream's cursor stays valid.
 const ResumeWindow = 2 * time.Minute
@@ -272,9 +274,7 @@ func (a *App) Mux(names ...string) http.Handler {
 		}
 		mux.Handle(path, h)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.Error(w, http.StatusNotFound, "Not found")
-	})
+	mux.HandleFunc("/", web.NotFound)
 	return web.Wrap(mux, web.Options{
 		AllowedOrigins: a.Config.CORSAllowedOrigins,
 		OriginSecret:   a.Config.OriginVerifySecret.Value,

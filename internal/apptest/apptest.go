@@ -28,9 +28,9 @@ import (
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ssetest"
-	"github.com/machinedash/sse/internal/ticket"
 )
 
 // T0 is every Env's clock at start.
@@ -132,7 +132,7 @@ func (e *Env) Own(user string, devices ...string) {
 }
 
 // Ticket issues a ticket for five minutes.
-func (e *Env) Ticket(user string, p ticket.Purpose) string {
+func (e *Env) Ticket(user string, p purpose.Purpose) string {
 	e.T.Helper()
 	tk, _, err := e.App.Tickets.Issue(context.Background(), user, p, 5*time.Minute)
 	if err != nil {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -70,13 +70,15 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	if !web.Method(w, r, http.MethodPost) {
 		return
 	}
+	a := s.App
+	bad := func(message string) { web.Fail(w, r, a.Log, web.WithMessage(web.ErrBadRequest, message)) }
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		web.Error(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		web.Fail(w, r, a.Log, web.WithMessage(web.ErrMediaType, "Content-Type must be application/json"))
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPublishBody))
+	raw, err := web.ReadBody(w, r, maxPublishBody)
 	if err != nil {
-		web.Error(w, http.StatusRequestEntityTooLarge, "Request body too large")
+		web.Fail(w, r, a.Log, web.ErrPayloadTooLarge) // 413 here, where the API's bodies answer 400
 		return
 	}
 	var body struct {
@@ -87,22 +89,21 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber() // forward numbers as written
 	if err := dec.Decode(&body); err != nil || dec.More() {
-		web.Error(w, http.StatusBadRequest, `Body must be {"kind", "deviceId", "data": {...}}`)
+		bad(`Body must be {"kind", "deviceId", "data": {...}}`)
 		return
 	}
 	if !slices.Contains(sim.Kinds, body.Kind) && body.Kind != KindMalformed {
-		web.Error(w, http.StatusBadRequest, "kind must be one of "+strings.Join(append(slices.Clone(sim.Kinds), KindMalformed), ", "))
+		bad("kind must be one of " + strings.Join(append(slices.Clone(sim.Kinds), KindMalformed), ", "))
 		return
 	}
 	if !device.Valid(body.DeviceID) {
-		web.Error(w, http.StatusBadRequest, "deviceId is not a valid device id")
+		bad("deviceId is not a valid device id")
 		return
 	}
 	if body.Data == nil && body.Kind != KindMalformed {
-		web.Error(w, http.StatusBadRequest, "data must be a JSON object")
+		bad("data must be a JSON object")
 		return
 	}
-	a := s.App
 	var n int64
 	if body.Kind == KindMalformed {
 		n, err = a.Redis.Publish(r.Context(), a.Config.Keys.ChannelRealtime, "not json: "+body.DeviceID).Result()
@@ -113,10 +114,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, r.Context().Err()) {
 			return
 		}
-		a.Log.Error("dev publish failed", slog.String("err", err.Error()))
-		web.Error(w, http.StatusServiceUnavailable, "Redis unavailable")
+		web.Fail(w, r, a.Log, &web.Error{Err: fmt.Errorf("%w: dev publish: %w", web.ErrUnavailable, err), Message: "Redis unavailable"})
 		return
 	}
-	a.Log.Info("dev publish", slog.String("kind", body.Kind), slog.String("deviceId", body.DeviceID))
+	a.Log.InfoContext(r.Context(), "dev publish", slog.String("kind", body.Kind), slog.String("deviceId", body.DeviceID))
 	web.JSON(w, http.StatusOK, map[string]any{"kind": body.Kind, "deviceId": body.DeviceID, "receivers": n})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/devserver"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ticket"
 )
@@ -66,7 +67,7 @@ func TestPlainEventSourceSurvivesRotationsAndTicketExpiry(t *testing.T) {
 	s := start(t, env, devserver.Options{MaxStream: 5 * time.Second, Clock: clock})
 
 	// The shortest ticket there is; it will expire during the test.
-	tk, _, err := s.App.Tickets.Issue(context.Background(), "1", ticket.PurposeAlerts, ticket.MinTTL)
+	tk, _, err := s.App.Tickets.Issue(context.Background(), "1", purpose.Alerts, ticket.MinTTL)
 	if err != nil {
 		t.Fatal(err)
 	}

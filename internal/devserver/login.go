@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -123,15 +123,13 @@ func (s *Server) devRoutes() http.Handler {
 	mux.HandleFunc("/dev/users", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET")
-			web.Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+			web.Fail(w, r, s.App.Log, web.ErrMethod)
 			return
 		}
 		web.JSON(w, http.StatusOK, map[string]any{"users": s.Users})
 	})
 	s.debugRoutes(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.Error(w, http.StatusNotFound, "Not found")
-	})
+	mux.HandleFunc("/", web.NotFound)
 	return mux
 }
 
@@ -142,34 +140,33 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !web.Method(w, r, http.MethodPost) {
 		return
 	}
-	cfg := s.App.Config
+	cfg, log := s.App.Config, s.App.Log
 	secret := cfg.AccessTokenSecret.Value
 	if secret == "" {
-		web.Error(w, http.StatusNotImplemented, "Dev login needs ACCESS_TOKEN_SECRET (HS256); a public key cannot sign")
+		web.Fail(w, r, log, web.WithMessage(web.ErrNotImplemented, "Dev login needs ACCESS_TOKEN_SECRET (HS256); a public key cannot sign"))
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
+	raw, err := web.ReadBody(w, r, maxLoginBody)
 	if err != nil {
-		web.Error(w, http.StatusBadRequest, "Request body too large")
+		web.Fail(w, r, log, err)
 		return
 	}
 	id, ok := parseLogin(raw)
 	if !ok {
-		web.Error(w, http.StatusBadRequest, `Body must be {"userId": <demo user id>}`)
+		web.Fail(w, r, log, web.WithMessage(web.ErrBadRequest, `Body must be {"userId": <demo user id>}`))
 		return
 	}
 	u, ok := s.user(id)
 	if !ok {
-		web.Error(w, http.StatusNotFound, "Unknown demo user")
+		web.Fail(w, r, log, web.WithMessage(web.ErrNotFound, "Unknown demo user"))
 		return
 	}
 	tok, err := access.Sign([]byte(secret), cfg.AccessTokenUserClaim, strconv.Itoa(u.ID), TokenTTL, s.App.Clock.Now())
 	if err != nil {
-		s.App.Log.Error("dev login failed", slog.String("err", err.Error()))
-		web.Error(w, http.StatusInternalServerError, "Internal server error")
+		web.Fail(w, r, log, fmt.Errorf("dev login: %w", err)) // no row: a logged 500
 		return
 	}
-	s.App.Log.Info("dev login", slog.Int("user", u.ID))
+	log.InfoContext(r.Context(), "dev login", slog.Int("user", u.ID))
 	web.JSON(w, http.StatusOK, map[string]any{
 		"accessToken":      tok,
 		"tokenType":        "Bearer",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
 
@@ -25,7 +26,7 @@ func TestCancelledConnectsNeverResetTheSharedSubscription(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a1 := f.sub(t, "a1", Filter{Devices: []string{"A"}})
-	a2 := f.sub(t, "a2", Filter{Devices: []string{"A"}, Alerts: true})
+	a2 := f.sub(t, "a2", Filter{Devices: []string{"A"}, Purpose: purpose.Alerts})
 
 	var wg sync.WaitGroup
 	gave := make(chan error, 300)
@@ -42,7 +43,7 @@ func TestCancelledConnectsNeverResetTheSharedSubscription(t *testing.T) {
 			default: // gone a moment later, often after the answer
 				time.AfterFunc(time.Duration(rand.N(4000))*time.Microsecond, cancel)
 			}
-			s, err := f.hub.Subscribe(ctx, fmt.Sprint("b", i), Filter{Devices: []string{"B"}}, NewQueue(4, 0))
+			s, err := f.hub.Subscribe(ctx, fmt.Sprint("b", i), Filter{Devices: []string{"B"}}, QueueLimits{Capacity: 4})
 			if err == nil {
 				s.Close()
 			} else {
@@ -65,7 +66,7 @@ func TestCancelledConnectsNeverResetTheSharedSubscription(t *testing.T) {
 	}
 	for _, s := range []*Subscription{a1, a2} {
 		select {
-		case <-s.Lost():
+		case <-s.Done():
 			t.Fatalf("%s lost its subscription after %d cancelled connects", s.stream, n)
 		default:
 		}
@@ -89,7 +90,7 @@ func TestUnansweredBarrierResetsEvenWithoutItsCaller(t *testing.T) {
 	h := NewHub(rdb, Channels{Kinds: map[string]Kind{redistest.Prefix() + "rt": KindRealtime}}, slog.New(slog.DiscardHandler), nil)
 	h.barrierTimeout = 300 * time.Millisecond
 	t.Cleanup(h.Close)
-	a, err := h.Subscribe(t.Context(), "a", Filter{Devices: []string{"A"}}, NewQueue(4, 0))
+	a, err := h.Subscribe(t.Context(), "a", Filter{Devices: []string{"A"}}, QueueLimits{Capacity: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +99,11 @@ func TestUnansweredBarrierResetsEvenWithoutItsCaller(t *testing.T) {
 	p.freeze()
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(10*time.Millisecond, cancel)
-	if _, err := h.Subscribe(ctx, "b", Filter{Devices: []string{"B"}}, NewQueue(4, 0)); !errors.Is(err, ErrUnavailable) {
+	if _, err := h.Subscribe(ctx, "b", Filter{Devices: []string{"B"}}, QueueLimits{Capacity: 4}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err %v", err)
 	}
 	select {
-	case <-a.Lost():
+	case <-a.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("a frozen connection was not reset")
 	}

@@ -21,11 +21,8 @@ func realtimePayload(dev string, cycn int) string {
 
 // addActive registers a subscription the way Subscribe does once its
 // barrier came back, without Redis: indexed and active.
-func (h *Hub) addActive(stream string, f Filter, q *Queue) *Subscription {
-	s := &Subscription{
-		hub: h, stream: stream, filter: f, Queue: q,
-		ready: make(chan struct{}), lost: make(chan struct{}), evicted: make(chan struct{}),
-	}
+func (h *Hub) addActive(stream string, f Filter, lim QueueLimits) *Subscription {
+	s := h.newSubscription(stream, f, lim)
 	h.mu.Lock()
 	h.add(s)
 	h.mu.Unlock()
@@ -80,18 +77,17 @@ func BenchmarkRoute(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			h := NewHub(nil, Channels{Kinds: map[string]Kind{"rt": KindRealtime, "spc": KindSPC}, Control: "ctl"},
 				slog.New(slog.DiscardHandler), time.Now)
-			queues := make([][]*Queue, devices)
+			queues := make([][]*Subscription, devices)
 			payloads := make([]string, devices)
 			for d := range devices {
 				dev := fmt.Sprintf("C%03d", d)
 				payloads[d] = realtimePayload(dev, 1000+d)
 				for i := range perDevice {
-					q := NewQueue(256, 0)
-					h.addActive(fmt.Sprintf("s%d-%d", d, i), Filter{Devices: []string{dev}}, q)
-					queues[d] = append(queues[d], q)
+					s := h.addActive(fmt.Sprintf("s%d-%d", d, i), Filter{Devices: []string{dev}}, QueueLimits{Capacity: 256})
+					queues[d] = append(queues[d], s)
 				}
 			}
-			if n := len(h.index); n != devices {
+			if n := len(h.routes); n != devices {
 				b.Fatalf("index holds %d devices", n)
 			}
 			buf := make([]*Message, 0, 16)

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // ErrUnavailable means the shared Redis subscription could not be
@@ -21,7 +24,7 @@ import (
 var ErrUnavailable = errors.New("pubsub: redis subscription unavailable")
 
 // Channels maps each subscribed channel to its kind. Control is the
-// channel on which other processes address one stream by id (eviction);
+// channel on which processes address one stream by id (Evict, CloseStream);
 // empty disables it.
 type Channels struct {
 	Kinds   map[string]Kind
@@ -29,10 +32,10 @@ type Channels struct {
 }
 
 // Filter says what a subscription wants: the messages of these devices,
-// of alert kinds (alerts stream) or of data kinds (data stream).
+// of the kinds of its stream's purpose.
 type Filter struct {
 	Devices []string
-	Alerts  bool
+	Purpose purpose.Purpose
 }
 
 // Stats are the hub's counters since it started.
@@ -52,15 +55,22 @@ type Hub struct {
 	// barrierTimeout bounds the wait for a barrier's answer.
 	barrierTimeout time.Duration
 
-	mu       sync.RWMutex
-	index    map[string]*routes // device -> subscriptions
-	subs     map[*Subscription]struct{}
-	byStream map[string]*Subscription
+	mu sync.RWMutex
+	// subs is the one index of subscriptions, by key (Subscription.key);
+	// routes is derived from it: the same subscriptions by device.
+	subs     map[string]*Subscription
+	routes   map[string]*routes       // device -> subscriptions
 	barriers map[string]*Subscription // pending ping payload -> subscription
+	anon     uint64                   // numbers the keys of unaddressable subscriptions
 
 	connMu  sync.Mutex
 	ps      *redis.PubSub
+	gen     uint64        // the generation of ps: +1 for every new shared connection
 	stopped chan struct{} // closed when the current reader exits
+	// afterDetach, when set (tests), runs in reset between detaching the
+	// connection and ending its subscriptions: the window in which a new
+	// connection may already be serving new subscriptions.
+	afterDetach func()
 
 	received, malformed, deliveries, resets atomic.Int64
 	unreported                              atomic.Int64 // malformed, not yet taken by TakeMalformed
@@ -81,39 +91,72 @@ func NewHub(rdb redis.UniversalClient, ch Channels, log *slog.Logger, now func()
 		log:            log,
 		now:            now,
 		barrierTimeout: DefaultBarrierTimeout,
-		index:          make(map[string]*routes),
-		subs:           make(map[*Subscription]struct{}),
-		byStream:       make(map[string]*Subscription),
+		subs:           make(map[string]*Subscription),
+		routes:         make(map[string]*routes),
 		barriers:       make(map[string]*Subscription),
 	}
 }
 
-// Subscription is one stream's registration with the hub.
+// Subscription is one stream's registration with the hub: its filter, its
+// queue, and how it ended.
 type Subscription struct {
 	hub    *Hub
-	stream string
+	key    string // in hub.subs: the stream id, or a key no stream id can be
+	stream string // "" when the stream cannot be addressed
 	filter Filter
-	Queue  *Queue
+	gen    uint64 // the shared connection it was made on (Hub.gen)
+	queue  *Queue
 
 	active  atomic.Bool
 	ready   chan struct{} // closed by the reader at the barrier
-	lost    chan struct{} // closed when the shared subscription was lost
-	evicted chan struct{} // closed when the control channel names this stream
-	once    sync.Once     // guards lost
-	evOnce  sync.Once     // guards evicted
-	closed  atomic.Bool   // set before evicted is closed by "close <id>"
+	done    chan struct{} // closed, once, when the subscription ends
+	endOnce sync.Once
+	cause   atomic.Uint32 // an End, set before done is closed
 }
 
-// Lost is closed when the shared Redis subscription broke: messages may
-// have been missed, so the stream should end and let the client resume.
-func (s *Subscription) Lost() <-chan struct{} { return s.lost }
+// End says why a subscription ended.
+type End uint32
 
-// Evicted is closed when another process asked this stream to end.
-func (s *Subscription) Evicted() <-chan struct{} { return s.evicted }
+const (
+	// Lost: the shared Redis subscription broke; messages may have been
+	// missed, so the stream should end and let the client resume.
+	Lost End = iota + 1
+	// Evicted: another connect took this stream's place (Evict).
+	Evicted
+	// ClosedByClient: the stream's client asked to end it (CloseStream).
+	ClosedByClient
+)
 
-// ClosedByClient reports, once Evicted is closed, whether the request to end
-// was the client's own close (POST /sse/close) rather than a newer stream.
-func (s *Subscription) ClosedByClient() bool { return s.closed.Load() }
+// Done is closed when the subscription ended for a reason of the hub's
+// (End says which); Close does not close it.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// End returns why Done was closed, or 0 while it is open.
+func (s *Subscription) End() End { return End(s.cause.Load()) }
+
+func (s *Subscription) end(e End) {
+	s.endOnce.Do(func() {
+		s.cause.Store(uint32(e))
+		close(s.done)
+	})
+}
+
+// Ready is signalled when messages were queued (see Queue.Ready).
+func (s *Subscription) Ready() <-chan struct{} { return s.queue.Ready() }
+
+// Drain takes the queued messages that may be sent at now (Queue.Drain).
+func (s *Subscription) Drain(now time.Time, dst []*Message) (out []*Message, next time.Time, overflowed bool) {
+	return s.queue.Drain(now, dst)
+}
+
+// QueueStats returns the queue's counters (Queue.Stats).
+func (s *Subscription) QueueStats() QueueStats { return s.queue.Stats() }
+
+// QueueLimits bound a subscription's queue (see Queue).
+type QueueLimits struct {
+	Capacity int           // non-realtime messages held at most
+	Realtime time.Duration // realtime updates at most once per this, per device
+}
 
 // DefaultBarrierTimeout is how long the shared connection may take to
 // answer a barrier ping before the hub takes it for dead and resets it.
@@ -123,59 +166,75 @@ const DefaultBarrierTimeout = 3 * time.Second
 var errNoPong = errors.New("pubsub: no answer to a barrier ping")
 
 // Subscribe registers a stream (streamID may be empty when the stream
-// cannot be addressed) and returns once the shared subscription has
-// confirmed it: every message Redis delivers after that point and matching
-// f is offered to q; nothing delivered before it ever is. It fails with an
-// error matching ErrUnavailable when Redis does not confirm in time or ctx
-// ends first.
+// cannot be addressed) with a queue bounded by lim, and returns once the
+// shared subscription has confirmed it: every message Redis delivers after
+// that point and matching f is queued; nothing delivered before it ever
+// is. It fails with an error matching ErrUnavailable when Redis does not
+// confirm in time or ctx ends first. The caller closes the subscription.
 //
 // The barrier belongs to the hub, not to the caller: the ping is written
 // and watched under the hub's own timeout whatever ctx does, so a caller
 // that gives up (its client hung up mid-connect) costs only its own
 // connect. Only a ping that Redis does not answer within the barrier
 // timeout resets the shared subscription.
-func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, q *Queue) (*Subscription, error) {
-	s := &Subscription{
-		hub: h, stream: streamID, filter: f, Queue: q,
-		ready: make(chan struct{}), lost: make(chan struct{}), evicted: make(chan struct{}),
-	}
+func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, lim QueueLimits) (*Subscription, error) {
+	s := h.newSubscription(streamID, f, lim)
 	// Without the caller's cancellation: go-redis closes the shared
 	// connection when a write fails on a context that ended.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.barrierTimeout)
-	ps := h.conn(bctx)
+	ps, gen := h.conn(bctx)
+	s.gen = gen
 	token := "b:" + randomHex()
 	h.mu.Lock()
 	h.add(s)
 	h.barriers[token] = s
 	h.mu.Unlock()
+	// Registered before the ping: a reset of this connection from here on
+	// finds s (loseAll); one that came before closed ps, so the ping fails.
 	if err := ps.Ping(bctx, token); err != nil {
 		cancel()
 		s.Close()
 		h.reset(ps, err)
 		return nil, ErrUnavailable
 	}
-	select {
-	case <-s.ready:
-		cancel()
-		return s, nil
-	case <-s.lost:
-		cancel()
-		s.Close()
-		return nil, ErrUnavailable
-	case <-bctx.Done():
-		cancel()
-		s.Close()
-		// A ping that gets no answer means the connection is dead (a
-		// Lambda frozen for long, a failover): start over.
-		h.reset(ps, errNoPong)
-		return nil, ErrUnavailable
-	case <-ctx.Done():
-		// The caller left. Its subscription receives nothing from now on,
-		// but its ping is still in flight and still proves the connection:
-		// watch it out of the caller's way.
-		h.unregister(s)
-		go h.watch(ps, token, s, bctx, cancel)
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	done := s.done
+	for {
+		select {
+		case <-s.ready:
+			cancel()
+			return s, nil
+		case <-done:
+			if s.End() != Lost {
+				// Evicted or closed while joining: confirmed or not, the
+				// stream learns it from Done as soon as it is returned.
+				done = nil
+				continue
+			}
+			cancel()
+			s.Close()
+			return nil, ErrUnavailable
+		case <-bctx.Done():
+			cancel()
+			s.Close()
+			// A ping that gets no answer means the connection is dead (a
+			// Lambda frozen for long, a failover): start over.
+			h.reset(ps, errNoPong)
+			return nil, ErrUnavailable
+		case <-ctx.Done():
+			// The caller left. Its subscription receives nothing from now
+			// on, but its ping is still in flight and still proves the
+			// connection: watch it out of the caller's way.
+			h.unregister(s)
+			go h.watch(ps, token, s, bctx, cancel)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+func (h *Hub) newSubscription(streamID string, f Filter, lim QueueLimits) *Subscription {
+	return &Subscription{
+		hub: h, stream: streamID, filter: f, queue: newQueue(lim.Capacity, lim.Realtime),
+		ready: make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
@@ -225,13 +284,13 @@ func (h *Hub) unregister(s *Subscription) {
 	h.drop(s)
 }
 
-// drop takes s out of the index and the sets; h.mu must be held.
+// drop takes s out of the index; h.mu must be held.
 func (h *Hub) drop(s *Subscription) {
-	h.unindex(s)
-	delete(h.subs, s)
-	if s.stream != "" && h.byStream[s.stream] == s {
-		delete(h.byStream, s.stream)
+	if h.subs[s.key] != s {
+		return // dropped before
 	}
+	h.unindex(s)
+	delete(h.subs, s.key)
 }
 
 // Stats returns the counters.
@@ -248,23 +307,28 @@ func (h *Hub) TakeMalformed() int64 { return h.unreported.Swap(0) }
 // reported, so that the next report carries them.
 func (h *Hub) UntakeMalformed(n int64) { h.unreported.Add(n) }
 
-// add indexes s; h.mu must be held.
+// add indexes s; h.mu must be held. A stream id is its key unless
+// another subscription holds it (tests reuse ids; a lease id is random):
+// then, as for a stream without id, the key is one no id can be ("\x00n"),
+// so that every subscription is in the index and control finds the first.
 func (h *Hub) add(s *Subscription) {
-	h.index1(s)
-	h.subs[s] = struct{}{}
-	if s.stream != "" {
-		h.byStream[s.stream] = s
+	s.key = s.stream
+	if _, taken := h.subs[s.key]; s.key == "" || taken {
+		h.anon++
+		s.key = "\x00" + strconv.FormatUint(h.anon, 10)
 	}
+	h.subs[s.key] = s
+	h.index1(s)
 }
 
 func (h *Hub) index1(s *Subscription) {
 	for _, d := range s.filter.Devices {
-		r := h.index[d]
+		r := h.routes[d]
 		if r == nil {
 			r = &routes{}
-			h.index[d] = r
+			h.routes[d] = r
 		}
-		if s.filter.Alerts {
+		if s.filter.Purpose == purpose.Alerts {
 			r.alerts = append(r.alerts, s)
 		} else {
 			r.data = append(r.data, s)
@@ -274,14 +338,14 @@ func (h *Hub) index1(s *Subscription) {
 
 func (h *Hub) unindex(s *Subscription) {
 	for _, d := range s.filter.Devices {
-		r := h.index[d]
+		r := h.routes[d]
 		if r == nil {
 			continue
 		}
 		r.data = remove(r.data, s)
 		r.alerts = remove(r.alerts, s)
 		if len(r.data) == 0 && len(r.alerts) == 0 {
-			delete(h.index, d)
+			delete(h.routes, d)
 		}
 	}
 }
@@ -299,13 +363,13 @@ func remove(list []*Subscription, s *Subscription) []*Subscription {
 	return list
 }
 
-// conn returns the shared subscription, creating it and its reader when
-// there is none.
-func (h *Hub) conn(ctx context.Context) *redis.PubSub {
+// conn returns the shared subscription and its generation, creating it
+// and its reader when there is none.
+func (h *Hub) conn(ctx context.Context) (*redis.PubSub, uint64) {
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
 	if h.ps != nil {
-		return h.ps
+		return h.ps, h.gen
 	}
 	names := make([]string, 0, len(h.channels.Kinds)+1)
 	for name := range h.channels.Kinds {
@@ -316,32 +380,42 @@ func (h *Hub) conn(ctx context.Context) *redis.PubSub {
 	}
 	ps := h.rdb.Subscribe(ctx, names...)
 	h.ps = ps
+	h.gen++
 	h.stopped = make(chan struct{})
 	go h.read(ps, h.stopped)
-	return ps
+	return ps, h.gen
 }
 
-// reset drops the shared subscription ps (if it is still current) and tells
-// every subscription that it was lost. The next Subscribe makes a new one.
+// reset drops the shared subscription ps (if it is still current) and ends
+// every subscription made on it. The next Subscribe makes a new one; the
+// subscriptions made on that one are never ended by this reset, however
+// the two interleave.
 func (h *Hub) reset(ps *redis.PubSub, cause error) {
 	h.connMu.Lock()
 	if h.ps != ps {
 		h.connMu.Unlock()
 		return
 	}
+	gen := h.gen
 	h.ps = nil
 	h.connMu.Unlock()
 	_ = ps.Close()
 	h.resets.Add(1)
 	h.log.Warn("pubsub subscription reset", slog.String("cause", cause.Error()))
-	h.loseAll()
+	if h.afterDetach != nil {
+		h.afterDetach()
+	}
+	h.loseAll(gen)
 }
 
-func (h *Hub) loseAll() {
+// loseAll ends the subscriptions made on the connection of generation gen.
+func (h *Hub) loseAll(gen uint64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.subs {
-		s.once.Do(func() { close(s.lost) })
+	for _, s := range h.subs {
+		if s.gen == gen {
+			s.end(Lost)
+		}
 	}
 }
 
@@ -398,10 +472,10 @@ func (h *Hub) route(channel, payload string) {
 		return
 	}
 	h.mu.RLock()
-	r := h.index[m.Device]
+	r := h.routes[m.Device]
 	var list []*Subscription
 	if r != nil {
-		if kind.ForAlerts() {
+		if kind.Purpose() == purpose.Alerts {
 			list = r.alerts
 		} else {
 			list = r.data
@@ -414,26 +488,55 @@ func (h *Hub) route(channel, payload string) {
 			// message also sees it in Stats (only this goroutine writes
 			// the counter: the add is uncontended).
 			h.deliveries.Add(1)
-			s.Queue.Offer(m)
+			s.queue.Offer(m)
 		}
 	}
 }
 
-// control handles "evict <streamID>" (a newer stream took its place) and
-// "close <streamID>" (its client asked to end it) from another process.
+// The verbs of the control channel: "<verb> <streamID>".
+const (
+	verbEvict = "evict" // a newer stream took its place
+	verbClose = "close" // its client asked to end it
+)
+
+// Evict asks the process that serves stream id, whichever it is, to end it
+// as superseded: its subscription ends with Evicted.
+func (h *Hub) Evict(ctx context.Context, id string) error { return h.notify(ctx, verbEvict, id) }
+
+// CloseStream asks the process that serves stream id, whichever it is, to
+// end it for its client: its subscription ends with ClosedByClient.
+func (h *Hub) CloseStream(ctx context.Context, id string) error {
+	return h.notify(ctx, verbClose, id)
+}
+
+func (h *Hub) notify(ctx context.Context, verb, id string) error {
+	if h.channels.Control == "" {
+		return nil
+	}
+	return h.rdb.Publish(ctx, h.channels.Control, verb+" "+id).Err()
+}
+
+// control handles a notice of Evict or CloseStream, from any process
+// (this one included). Anything else is ignored.
 func (h *Hub) control(payload string) {
 	verb, id, _ := strings.Cut(payload, " ")
-	if verb != "evict" && verb != "close" {
+	var e End
+	switch verb {
+	case verbEvict:
+		e = Evicted
+	case verbClose:
+		e = ClosedByClient
+	default:
+		return
+	}
+	if id == "" {
 		return
 	}
 	h.mu.RLock()
-	s := h.byStream[id]
+	s := h.subs[id]
 	h.mu.RUnlock()
-	if s != nil {
-		s.evOnce.Do(func() {
-			s.closed.Store(verb == "close")
-			close(s.evicted)
-		})
+	if s != nil && s.stream == id {
+		s.end(e)
 	}
 }
 

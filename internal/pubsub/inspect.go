@@ -13,10 +13,11 @@ type QueueStats struct {
 func (h *Hub) StreamStats() map[string]QueueStats {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	out := make(map[string]QueueStats, len(h.byStream))
-	for id, s := range h.byStream {
-		d, c := s.Queue.Stats()
-		out[id] = QueueStats{Dropped: d, Coalesced: c}
+	out := make(map[string]QueueStats, len(h.subs))
+	for _, s := range h.subs {
+		if s.stream != "" && s.key == s.stream {
+			out[s.stream] = s.queue.Stats()
+		}
 	}
 	return out
 }

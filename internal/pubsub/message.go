@@ -22,6 +22,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/machinedash/sse/internal/device"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // Kind is what a channel carries; it decides the SSE event name and which
@@ -49,9 +50,13 @@ var eventNames = [numKinds]string{
 // Event returns the SSE event name of the kind.
 func (k Kind) Event() string { return eventNames[k] }
 
-// ForAlerts reports whether the kind goes to alert streams (else to data
-// streams).
-func (k Kind) ForAlerts() bool { return k == KindAlert || k == KindAlarm }
+// Purpose returns the purpose of the streams that receive the kind.
+func (k Kind) Purpose() purpose.Purpose {
+	if k == KindAlert || k == KindAlarm {
+		return purpose.Alerts
+	}
+	return purpose.Data
+}
 
 // MaxPayload is the largest channel message accepted; larger ones are
 // dropped as malformed.
@@ -171,7 +176,7 @@ func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 	}
 	data := buf.Bytes()
 	var stamp time.Time
-	if k.ForAlerts() && len(env.timestamp) > 0 {
+	if k.Purpose() == purpose.Alerts && len(env.timestamp) > 0 {
 		var ts string
 		if json.Unmarshal(env.timestamp, &ts) == nil {
 			stamp, _ = time.Parse(time.RFC3339Nano, ts)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
 
@@ -84,7 +85,7 @@ func drained(ms []*Message) string {
 
 func TestQueueCoalescesRealtimeAndKeepsTheLast(t *testing.T) {
 	t.Parallel()
-	q := NewQueue(4, time.Second)
+	q := newQueue(4, time.Second)
 	for i := 1; i <= 100; i++ {
 		q.Offer(msg(KindRealtime, "A", i))
 	}
@@ -103,14 +104,14 @@ func TestQueueCoalescesRealtimeAndKeepsTheLast(t *testing.T) {
 	if drained(got) != "A=102" {
 		t.Fatalf("last of burst: %q", drained(got))
 	}
-	if _, c := q.Stats(); c != 100 {
+	if c := q.Stats().Coalesced; c != 100 {
 		t.Fatalf("coalesced %d, want 100", c)
 	}
 }
 
 func TestQueueNeverCoalescesOtherKinds(t *testing.T) {
 	t.Parallel()
-	q := NewQueue(10, time.Second)
+	q := newQueue(10, time.Second)
 	for i := 1; i <= 3; i++ {
 		q.Offer(msg(KindSPC, "A", i))
 		q.Offer(msg(KindAlert, "A", 10+i))
@@ -123,7 +124,7 @@ func TestQueueNeverCoalescesOtherKinds(t *testing.T) {
 
 func TestQueueOverflowIsBoundedAndReported(t *testing.T) {
 	t.Parallel()
-	q := NewQueue(8, 0)
+	q := newQueue(8, 0)
 	for i := 0; i < 10000; i++ {
 		q.Offer(msg(KindAlert, "A", i))
 		q.Offer(msg(KindRealtime, fmt.Sprint("D", i%3), i))
@@ -136,7 +137,7 @@ func TestQueueOverflowIsBoundedAndReported(t *testing.T) {
 	if len(got) != 11 {
 		t.Fatalf("drained %d", len(got))
 	}
-	if d, _ := q.Stats(); d == 0 {
+	if d := q.Stats().Dropped; d == 0 {
 		t.Fatal("drops not counted")
 	}
 }
@@ -172,7 +173,7 @@ func (f fixture) sub(t *testing.T, id string, filt Filter) *Subscription {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := f.hub.Subscribe(ctx, id, filt, NewQueue(64, 0))
+	s, err := f.hub.Subscribe(ctx, id, filt, QueueLimits{Capacity: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,8 +188,8 @@ func next(t *testing.T, s *Subscription, n int) []*Message {
 	deadline := time.After(5 * time.Second)
 	for len(out) < n {
 		select {
-		case <-s.Queue.Ready():
-			out, _, _ = s.Queue.Drain(t0.Add(time.Hour), out)
+		case <-s.Ready():
+			out, _, _ = s.Drain(t0.Add(time.Hour), out)
 		case <-deadline:
 			t.Fatalf("got %d messages, want %d: %s", len(out), n, drained(out))
 		}
@@ -201,7 +202,7 @@ func TestHubRoutesByDeviceAndPurpose(t *testing.T) {
 	f := newFixture(t)
 	dataA := f.sub(t, "", Filter{Devices: []string{"A"}})
 	dataAB := f.sub(t, "", Filter{Devices: []string{"A", "B"}})
-	alertsB := f.sub(t, "", Filter{Devices: []string{"B"}, Alerts: true})
+	alertsB := f.sub(t, "", Filter{Devices: []string{"B"}, Purpose: purpose.Alerts})
 
 	f.pub("rt", `{"deviceId":"B","data":1}`)
 	f.pub("alerts", `{"deviceId":"A","alert":2}`) // nobody wants A's alerts
@@ -223,7 +224,7 @@ func TestHubRoutesByDeviceAndPurpose(t *testing.T) {
 	}
 	// Nothing else arrived anywhere.
 	for _, s := range []*Subscription{dataA, dataAB, alertsB} {
-		if rest, _, _ := s.Queue.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
+		if rest, _, _ := s.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
 			t.Fatalf("extra: %s", drained(rest))
 		}
 	}
@@ -273,12 +274,12 @@ func TestHubEvictByControlChannel(t *testing.T) {
 	b := f.sub(t, "stream-b", Filter{Devices: []string{"A"}})
 	f.pub("control", "evict stream-a")
 	select {
-	case <-a.Evicted():
+	case <-a.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("not evicted")
 	}
 	select {
-	case <-b.Evicted():
+	case <-b.Done():
 		t.Fatal("wrong stream evicted")
 	default:
 	}
@@ -287,7 +288,7 @@ func TestHubEvictByControlChannel(t *testing.T) {
 func TestHubSetDevices(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	s := f.sub(t, "", Filter{Devices: []string{"A"}, Alerts: true})
+	s := f.sub(t, "", Filter{Devices: []string{"A"}, Purpose: purpose.Alerts})
 	s.SetDevices([]string{"B"})
 	f.pub("alerts", `{"deviceId":"A","alert":1}`)
 	f.pub("alerts", `{"deviceId":"B","alert":2}`)
@@ -303,7 +304,7 @@ func TestSubscribeUnavailable(t *testing.T) {
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := h.Subscribe(ctx, "", Filter{Devices: []string{"A"}}, NewQueue(1, 0)); err != ErrUnavailable {
+	if _, err := h.Subscribe(ctx, "", Filter{Devices: []string{"A"}}, QueueLimits{Capacity: 1}); err != ErrUnavailable {
 		t.Fatalf("err %v", err)
 	}
 }

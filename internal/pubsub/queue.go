@@ -12,9 +12,10 @@ import (
 // kind goes through a FIFO of at most Cap messages. When the FIFO is full
 // the queue is marked overflowed and takes no more: the stream must end so
 // that the client's resume replays what it missed. Nothing is dropped
-// silently: Dropped counts what was refused.
+// silently: Stats counts what was refused and what was coalesced.
 //
-// Offer never blocks; it is called by the hub's reader goroutine.
+// A queue belongs to one Subscription, which Hub.Subscribe builds. Offer
+// never blocks; it is called by the hub's reader goroutine.
 type Queue struct {
 	capacity int
 	interval time.Duration // realtime throttle per device
@@ -29,9 +30,9 @@ type Queue struct {
 	notify     chan struct{}
 }
 
-// NewQueue returns a queue holding at most capacity non-realtime messages,
+// newQueue returns a queue holding at most capacity non-realtime messages,
 // delivering realtime updates at most once per interval per device.
-func NewQueue(capacity int, interval time.Duration) *Queue {
+func newQueue(capacity int, interval time.Duration) *Queue {
 	return &Queue{
 		capacity: capacity,
 		interval: interval,
@@ -96,8 +97,8 @@ func (q *Queue) Drain(now time.Time, dst []*Message) (out []*Message, next time.
 
 // Stats returns how many messages were refused after an overflow and how
 // many realtime updates were replaced by a newer one.
-func (q *Queue) Stats() (dropped, coalesced int) {
+func (q *Queue) Stats() QueueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.dropped, q.coalesced
+	return QueueStats{Dropped: q.dropped, Coalesced: q.coalesced}
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // The device is read from the exact top-level "deviceId" member, as the
@@ -49,8 +51,8 @@ func TestParseReadsTheExactDeviceIDMember(t *testing.T) {
 func TestHubRoutesByTheExactDeviceIDKey(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	c01 := f.sub(t, "", Filter{Devices: []string{"C01"}, Alerts: true})
-	c04 := f.sub(t, "", Filter{Devices: []string{"C04"}, Alerts: true})
+	c01 := f.sub(t, "", Filter{Devices: []string{"C01"}, Purpose: purpose.Alerts})
+	c04 := f.sub(t, "", Filter{Devices: []string{"C04"}, Purpose: purpose.Alerts})
 	f.pub("alerts", `{"deviceId":"C04","DeviceId":"C01","alert":"mixed case"}`)
 	f.pub("alerts", `{"deviceId":"C04","deviceId":"C01","alert":"duplicate"}`)
 	f.pub("alerts", `{"deviceId":"C01","alert":"marker"}`)
@@ -61,7 +63,7 @@ func TestHubRoutesByTheExactDeviceIDKey(t *testing.T) {
 		t.Fatalf("owner of C04 got %s", got[0].Data)
 	}
 	for _, s := range []*Subscription{c01, c04} {
-		if rest, _, _ := s.Queue.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
+		if rest, _, _ := s.Drain(t0.Add(time.Hour), nil); len(rest) != 0 {
 			t.Fatalf("extra: %s", drained(rest))
 		}
 	}

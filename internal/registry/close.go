@@ -6,6 +6,8 @@ import (
 	"errors"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 var (
@@ -13,6 +15,15 @@ var (
 	closeSrc    string
 	closeScript = redis.NewScript(closeSrc)
 )
+
+// closeArgs are close.lua's arguments (see connectArgs).
+type closeArgs struct {
+	UserID     string `json:"userId"`   // the lease must be this user's
+	TicketID   string `json:"ticketId"` // and this ticket's
+	Grace      int64  `json:"grace"`    // ms the ended lease stays resumable
+	ID         string `json:"id"`       // the lease
+	Generation int64  `json:"gen,string"`
+}
 
 // ErrNotLive is Close's refusal: no live lease of that id belongs to the
 // given user and ticket (forged, foreign, ended or expired alike, so a
@@ -26,8 +37,9 @@ var ErrNotLive = errors.New("registry: no such live stream")
 // gets ErrRevoked, as from Connect, whatever the id.
 // The caller tells the process serving it through the control channel.
 func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string, generation int64) error {
-	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, Alerts), r.userKey(userID, Data), r.keys.UserGeneration(userID)}
-	res, err := closeScript.Run(ctx, r.rdb, keys, userID, ticketID, r.grace.Milliseconds(), id, generation).Text()
+	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, purpose.Alerts), r.userKey(userID, purpose.Data), r.keys.UserGeneration(userID)}
+	args := closeArgs{UserID: userID, TicketID: ticketID, Grace: r.grace.Milliseconds(), ID: id, Generation: generation}
+	res, err := closeScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Text()
 	if err != nil {
 		return err
 	}
@@ -42,12 +54,12 @@ func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID st
 
 // Owner returns the user and purpose of a lease that still has its record
 // (live, or ended within the grace window); found is false once it is gone.
-func (r *Registry) Owner(ctx context.Context, id string) (userID, purpose string, found bool, err error) {
+func (r *Registry) Owner(ctx context.Context, id string) (userID string, p purpose.Purpose, found bool, err error) {
 	v, err := r.rdb.HMGet(ctx, r.leaseKey(id), "userId", "purpose").Result()
 	if err != nil {
 		return "", "", false, err
 	}
 	u, _ := v[0].(string)
-	p, _ := v[1].(string)
-	return u, p, u != "", nil
+	ps, _ := v[1].(string)
+	return u, purpose.Purpose(ps), u != "", nil
 }

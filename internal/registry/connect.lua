@@ -1,85 +1,78 @@
 -- Admit one stream atomically: ticket, ownership, limits, lease, snapshot.
--- KEYS[1] ticket record      KEYS[2] user's device set
--- KEYS[3] user's leases for this purpose (zset id -> expiry ms)
--- KEYS[4] user's leases for the other purpose   KEYS[5] leases of the IP
--- KEYS[6] the new lease hash  KEYS[7] the lease hash being resumed (or "")
--- KEYS[8] the user's revocation generation   KEYS[9..] status keys to read
--- ARGV: now, ttl, grace, id, userLimit, ipLimit, policy, mode, resumeId,
---       ip, connectedAt, devicesJSON, ticketId, userId, purpose, devHash,
---       cursorRequired, ndev, ticketGeneration, devices...
-local now, ttl, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local id, ulimit, iplimit = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local policy, mode, resume = ARGV[7], ARGV[8], ARGV[9]
-local needCursor = ARGV[17] == '1'
-local ndev = tonumber(ARGV[18])
-local gen = ARGV[19]
+-- KEYS: see the names below; KEYS[9..] are status keys to read.
+-- ARGV[1]: connectArgs (registry.go) as JSON; each field is named there.
+local ticketKey, ownedKey = KEYS[1], KEYS[2]
+local userKey, otherKey = KEYS[3], KEYS[4] -- user's leases (zset id -> expiry ms): this purpose, the other
+local ipKey, leaseKey = KEYS[5], KEYS[6]   -- leases of the IP; the new lease hash
+local resumeKey, genKey = KEYS[7], KEYS[8] -- the lease hash being resumed (or ""); revocation generation
+local a = cjson.decode(ARGV[1])
+local now, ttl, grace, id = a.now, a.ttl, a.grace, a.id
 
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'revoked'} end
+if redis.call('EXISTS', ticketKey) == 0 then return {'revoked'} end
 -- A ticket issued before the user's last revocation is revoked, and so is
 -- every cursor that comes with it.
-if tonumber(redis.call('GET', KEYS[8]) or '0') > tonumber(gen) then return {'revoked'} end
+if tonumber(redis.call('GET', genKey) or '0') > tonumber(a.gen) then return {'revoked'} end
 
 local resumed = 0
-if resume ~= '' then
-  local st = redis.call('HMGET', KEYS[7], 'state', 'userId', 'purpose', 'devHash', 'ticketId')
+if a.resumeId ~= '' then
+  local st = redis.call('HMGET', resumeKey, 'state', 'userId', 'purpose', 'devHash', 'ticketId')
   if st[1] == 'superseded' then return {'superseded'} end
-  if st[1] and st[2] == ARGV[14] and st[3] == ARGV[15] and st[4] == ARGV[16] and st[5] == ARGV[13] then
+  if st[1] and st[2] == a.userId and st[3] == a.purpose and st[4] == a.devHash and st[5] == a.ticketId then
     resumed = 1
   end
 end
-if needCursor and resumed == 0 then return {'bad-cursor'} end
+if a.needResume and resumed == 0 then return {'bad-cursor'} end
 
 local owned = {}
-if mode == 'data' then
-  for i = 1, ndev do
-    if redis.call('SISMEMBER', KEYS[2], ARGV[19 + i]) == 0 then return {'forbidden'} end
+if a.purpose == 'data' then
+  for _, d in ipairs(a.devices) do
+    if redis.call('SISMEMBER', ownedKey, d) == 0 then return {'forbidden'} end
   end
 else
-  owned = redis.call('SMEMBERS', KEYS[2])
+  owned = redis.call('SMEMBERS', ownedKey)
 end
 
 if resumed == 1 then
   -- The same client coming back: it takes over its own slot.
-  redis.call('ZREM', KEYS[3], resume)
-  redis.call('ZREM', KEYS[5], resume)
-  redis.call('DEL', KEYS[7])
+  redis.call('ZREM', userKey, a.resumeId)
+  redis.call('ZREM', ipKey, a.resumeId)
+  redis.call('DEL', resumeKey)
 end
 
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', userKey, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', otherKey, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', ipKey, '-inf', now)
 
 local function counts()
-  return redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])
+  return redis.call('ZCARD', userKey), redis.call('ZCARD', otherKey)
 end
 
-if redis.call('ZCARD', KEYS[5]) >= iplimit then
-  local a, b = counts()
-  return {'ip-limit', a, b}
+if redis.call('ZCARD', ipKey) >= a.ipLimit then
+  local x, y = counts()
+  return {'ip-limit', x, y}
 end
 
 local evicted = {}
-local n = redis.call('ZCARD', KEYS[3])
-if n >= ulimit then
-  if policy == 'reject' then
-    local a, b = counts()
-    return {'user-limit', a, b}
+local n = redis.call('ZCARD', userKey)
+if n >= a.userLimit then
+  if a.policy == 'reject' then
+    local x, y = counts()
+    return {'user-limit', x, y}
   end
   -- Evict the oldest by connect time (scores are expiries, renewed).
-  local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
+  local ids = redis.call('ZRANGE', userKey, 0, -1)
   local aged = {}
-  local prefix = string.sub(KEYS[6], 1, #KEYS[6] - #id)
   for _, v in ipairs(ids) do
-    local at = tonumber(redis.call('HGET', prefix .. v, 'connectedAt') or '0')
+    local at = tonumber(redis.call('HGET', a.leasePrefix .. v, 'connectedAt') or '0')
     table.insert(aged, {v, at})
   end
   table.sort(aged, function(x, y) return x[2] < y[2] end)
-  for i = 1, n - ulimit + 1 do
+  for i = 1, n - a.userLimit + 1 do
     local v = aged[i][1]
-    local h = prefix .. v
+    local h = a.leasePrefix .. v
     local vip = redis.call('HGET', h, 'ipKey')
     if vip then redis.call('ZREM', vip, v) end
-    redis.call('ZREM', KEYS[3], v)
+    redis.call('ZREM', userKey, v)
     if redis.call('EXISTS', h) == 1 then
       redis.call('HSET', h, 'state', 'superseded')
       redis.call('PEXPIRE', h, grace)
@@ -89,21 +82,21 @@ if n >= ulimit then
 end
 
 local exp = now + ttl
-redis.call('ZADD', KEYS[3], exp, id)
-redis.call('ZADD', KEYS[5], exp, id)
-redis.call('PEXPIRE', KEYS[3], ttl + grace)
-redis.call('PEXPIRE', KEYS[5], ttl + grace)
-redis.call('HSET', KEYS[6], 'state', 'live', 'userId', ARGV[14], 'purpose', ARGV[15],
-  'devices', ARGV[12], 'devHash', ARGV[16], 'ip', ARGV[10], 'ipKey', KEYS[5],
-  'connectedAt', ARGV[11], 'ticketId', ARGV[13], 'gen', gen)
-redis.call('PEXPIRE', KEYS[6], ttl + grace)
+redis.call('ZADD', userKey, exp, id)
+redis.call('ZADD', ipKey, exp, id)
+redis.call('PEXPIRE', userKey, ttl + grace)
+redis.call('PEXPIRE', ipKey, ttl + grace)
+redis.call('HSET', leaseKey, 'state', 'live', 'userId', a.userId, 'purpose', a.purpose,
+  'devices', a.devicesJson, 'devHash', a.devHash, 'ip', a.ip, 'ipKey', ipKey,
+  'connectedAt', a.connectedAt, 'ticketId', a.ticketId, 'gen', a.gen)
+redis.call('PEXPIRE', leaseKey, ttl + grace)
 -- Keep the ticket record as long as a stream of it may resume, so that
 -- deleting it still revokes the whole chain.
-if redis.call('PTTL', KEYS[1]) < ttl + grace then redis.call('PEXPIRE', KEYS[1], ttl + grace) end
+if redis.call('PTTL', ticketKey) < ttl + grace then redis.call('PEXPIRE', ticketKey, ttl + grace) end
 
 local statuses = {}
 for i = 9, #KEYS do
   statuses[#statuses + 1] = redis.call('GET', KEYS[i]) or ''
 end
-local a, b = counts()
-return {'ok', a, b, evicted, owned, statuses, resumed}
+local x, y = counts()
+return {'ok', x, y, evicted, owned, statuses, resumed}

@@ -4,11 +4,15 @@
 // Each stream holds a lease: a hash with its details and an entry, scored by
 // expiry, in its user's set for its purpose and in its IP's set. A stream
 // renews its lease with every heartbeat; a lease whose process died expires
-// by itself after TTL. Admission is one Lua script, so N simultaneous
-// connects admit exactly the allowed number. Under evict-oldest the script
-// marks the oldest lease "superseded" and publishes its id on the control
-// channel; a superseded lease's own reconnect is refused, which is what
-// stops two tabs from evicting each other in turn.
+// by itself after its lifetime without renewal. Admission is one Lua
+// script, so N simultaneous connects admit exactly the allowed number.
+// Under evict-oldest the script marks the oldest lease "superseded" and
+// returns its id (Admission.Evicted), which the caller sends to the
+// lease's process over the control channel; a superseded lease's own
+// reconnect is refused, which is what stops two tabs from evicting each
+// other in turn. Each script takes its arguments as one JSON object whose
+// fields are named and documented in Go (connectArgs, renewArgs,
+// releaseArgs, closeArgs).
 package registry
 
 import (
@@ -25,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 var (
@@ -51,12 +56,6 @@ var (
 	ErrGone       = errors.New("registry: lease expired")
 )
 
-// Purposes of a stream (a lease is always one of the two).
-const (
-	Alerts = "alerts"
-	Data   = "data"
-)
-
 // Limits are the connection limits and policy.
 type Limits struct {
 	Alerts, Data, PerIP int
@@ -64,8 +63,8 @@ type Limits struct {
 }
 
 // Of returns the per-user limit of a purpose.
-func (l Limits) Of(purpose string) int {
-	if purpose == Alerts {
+func (l Limits) Of(p purpose.Purpose) int {
+	if p == purpose.Alerts {
 		return l.Alerts
 	}
 	return l.Data
@@ -86,15 +85,12 @@ func New(rdb redis.Cmdable, keys config.Keys, limits Limits, ttl, grace time.Dur
 	return &Registry{rdb: rdb, keys: keys, limits: limits, ttl: ttl, grace: grace}
 }
 
-// TTL is the lease lifetime without renewal.
-func (r *Registry) TTL() time.Duration { return r.ttl }
-
 // Limits returns the configured limits.
 func (r *Registry) Limits() Limits { return r.limits }
 
 func (r *Registry) leaseKey(id string) string { return r.keys.SSEPrefix + "conn:" + id }
-func (r *Registry) userKey(user, purpose string) string {
-	return r.keys.SSEPrefix + "conns:" + user + ":" + purpose
+func (r *Registry) userKey(user string, p purpose.Purpose) string {
+	return r.keys.SSEPrefix + "conns:" + user + ":" + string(p)
 }
 func (r *Registry) ipKey(ip string) string { return r.keys.SSEPrefix + "ip:" + ip }
 
@@ -102,7 +98,7 @@ func (r *Registry) ipKey(ip string) string { return r.keys.SSEPrefix + "ip:" + i
 type Request struct {
 	ID          string // new lease id (random)
 	UserID      string
-	Purpose     string // Alerts or Data
+	Purpose     purpose.Purpose // Alerts or Data
 	Devices     []string
 	IP          string
 	TicketKey   string // Redis key of the ticket record
@@ -133,10 +129,7 @@ type Admission struct {
 // Connect runs the admission script. The error is one of the sentinels
 // above (with Counts filled for the limits) or a Redis error.
 func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admission, error) {
-	other := Data
-	if q.Purpose == Data {
-		other = Alerts
-	}
+	other := q.Purpose.Other()
 	resumeKey := ""
 	if q.ResumeID != "" {
 		resumeKey = r.leaseKey(q.ResumeID)
@@ -146,15 +139,15 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 		q.TicketKey, r.keys.UserDevices(q.UserID), r.userKey(q.UserID, q.Purpose), r.userKey(q.UserID, other),
 		r.ipKey(q.IP), r.leaseKey(q.ID), resumeKey, r.keys.UserGeneration(q.UserID),
 	}, q.StatusKeys...)
-	args := []any{
-		now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), q.ID, r.limits.Of(q.Purpose), r.limits.PerIP,
-		r.limits.Policy, q.Purpose, q.ResumeID, q.IP, q.ConnectedAt.UnixMilli(), string(devJSON), q.TicketID,
-		q.UserID, q.Purpose, DevicesHash(q.Purpose, q.Devices), flag(q.NeedResume), len(q.Devices), q.Generation,
+	args := connectArgs{
+		Now: now.UnixMilli(), TTL: r.ttl.Milliseconds(), Grace: r.grace.Milliseconds(),
+		ID: q.ID, LeasePrefix: r.leaseKey(""), UserLimit: r.limits.Of(q.Purpose), IPLimit: r.limits.PerIP,
+		Policy: r.limits.Policy, Purpose: q.Purpose, ResumeID: q.ResumeID, NeedResume: q.NeedResume,
+		UserID: q.UserID, TicketID: q.TicketID, IP: q.IP, ConnectedAt: q.ConnectedAt.UnixMilli(),
+		Devices: nonNil(q.Devices), DevicesJSON: string(devJSON), DevHash: DevicesHash(q.Purpose, q.Devices),
+		Generation: q.Generation,
 	}
-	for _, d := range q.Devices {
-		args = append(args, d)
-	}
-	res, err := connectScript.Run(ctx, r.rdb, keys, args...).Slice()
+	res, err := connectScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Slice()
 	if err != nil {
 		return Admission{}, err
 	}
@@ -201,9 +194,10 @@ func (r *Registry) Superseded(ctx context.Context, id string) (bool, error) {
 
 // Lease identifies a live stream's lease for Renew and Release.
 type Lease struct {
-	ID, UserID, Purpose, IP string
-	TicketKey               string
-	Devices                 []string // data streams: checked at every renewal
+	ID, UserID, IP string
+	Purpose        purpose.Purpose
+	TicketKey      string
+	Devices        []string // data streams: checked at every renewal
 }
 
 // Renew extends a live lease. It returns ErrSuperseded, ErrRevoked (the
@@ -214,13 +208,11 @@ type Lease struct {
 // current device set, so they follow ownership changes.
 func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
 	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}
-	args := []any{now.UnixMilli(), r.ttl.Milliseconds(), r.grace.Milliseconds(), l.ID, l.Purpose}
-	if l.Purpose == Data {
-		for _, d := range l.Devices {
-			args = append(args, d)
-		}
+	args := renewArgs{Now: now.UnixMilli(), TTL: r.ttl.Milliseconds(), Grace: r.grace.Milliseconds(), ID: l.ID, Purpose: l.Purpose, Devices: []string{}}
+	if l.Purpose == purpose.Data {
+		args.Devices = nonNil(l.Devices)
 	}
-	res, err := renewScript.Run(ctx, r.rdb, keys, args...).Slice()
+	res, err := renewScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -247,17 +239,17 @@ func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string,
 // resume window (or keeps its superseded mark).
 func (r *Registry) Release(ctx context.Context, l Lease) error {
 	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP)}
-	return releaseScript.Run(ctx, r.rdb, keys, l.ID, r.grace.Milliseconds()).Err()
+	return releaseScript.Run(ctx, r.rdb, keys, scriptArgs(releaseArgs{ID: l.ID, Grace: r.grace.Milliseconds()})).Err()
 }
 
 // Conn is one open stream as the status endpoint reports it.
 type Conn struct {
-	ID          string    `json:"id"`
-	Purpose     string    `json:"purpose"`
-	DeviceCount int       `json:"deviceCount"`
-	Devices     []string  `json:"devices"`
-	ConnectedAt time.Time `json:"connectedAt"`
-	Uptime      int64     `json:"uptime"` // seconds
+	ID          string          `json:"id"`
+	Purpose     purpose.Purpose `json:"purpose"`
+	DeviceCount int             `json:"deviceCount"`
+	Devices     []string        `json:"devices"`
+	ConnectedAt time.Time       `json:"connectedAt"`
+	Uptime      int64           `json:"uptime"` // seconds
 }
 
 // List returns a user's live streams of both purposes, oldest first, with
@@ -266,7 +258,7 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 	// Two round trips whatever the number of streams: the live ids of both
 	// purposes, then every lease hash.
 	min := strconv.FormatInt(now.UnixMilli()+1, 10)
-	purposes := []string{Alerts, Data}
+	purposes := purpose.Streams()
 	ranges := make([]*redis.StringSliceCmd, len(purposes))
 	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, purpose := range purposes {
@@ -277,8 +269,9 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 		return Counts{}, nil, err
 	}
 	type lease struct {
-		id, purpose string
-		cmd         *redis.MapStringStringCmd
+		id      string
+		purpose purpose.Purpose
+		cmd     *redis.MapStringStringCmd
 	}
 	var leases []lease
 	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -306,7 +299,7 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 		ms, _ := strconv.ParseInt(h["connectedAt"], 10, 64)
 		at := time.UnixMilli(ms).UTC()
 		conns = append(conns, Conn{ID: l.id, Purpose: l.purpose, DeviceCount: len(devs), Devices: devs, ConnectedAt: at, Uptime: int64(now.Sub(at) / time.Second)})
-		if l.purpose == Alerts {
+		if l.purpose == purpose.Alerts {
 			c.Alerts++
 		} else {
 			c.Data++
@@ -319,26 +312,75 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 
 // DevicesHash binds a lease to its purpose and device list (order-free),
 // so a resume cursor cannot be used to widen a stream.
-func DevicesHash(purpose string, devices []string) string {
+func DevicesHash(p purpose.Purpose, devices []string) string {
 	d := append([]string(nil), devices...)
 	sort.Strings(d)
-	return purpose + ":" + strings.Join(d, ",")
+	return string(p) + ":" + strings.Join(d, ",")
 }
 
-func counts(purpose string, same, other int) Counts {
+func counts(p purpose.Purpose, same, other int) Counts {
 	c := Counts{Alerts: same, Data: other}
-	if purpose == Data {
+	if p == purpose.Data {
 		c = Counts{Alerts: other, Data: same}
 	}
 	c.Total = c.Alerts + c.Data
 	return c
 }
 
-func flag(b bool) string {
-	if b {
-		return "1"
+// The scripts' arguments: each script takes one ARGV, the JSON of its
+// struct, and reads the fields by these names. Times are Unix ms and
+// durations ms. A value the script stores as it is (connectedAt, gen) is
+// sent as a decimal string, so the lease hash holds exactly that text.
+type (
+	connectArgs struct {
+		Now         int64           `json:"now"`
+		TTL         int64           `json:"ttl"`         // a lease's life without renewal
+		Grace       int64           `json:"grace"`       // how long an ended lease stays resumable
+		ID          string          `json:"id"`          // the new lease
+		LeasePrefix string          `json:"leasePrefix"` // lease hash key = leasePrefix .. id (to find evicted leases)
+		UserLimit   int             `json:"userLimit"`   // the user's streams of this purpose
+		IPLimit     int             `json:"ipLimit"`
+		Policy      string          `json:"policy"` // config.PolicyEvictOldest or config.PolicyReject
+		Purpose     purpose.Purpose `json:"purpose"`
+		ResumeID    string          `json:"resumeId"`   // the cursor's lease, or ""
+		NeedResume  bool            `json:"needResume"` // only a valid resume admits (the ticket expired)
+		UserID      string          `json:"userId"`
+		TicketID    string          `json:"ticketId"`
+		IP          string          `json:"ip"`
+		ConnectedAt int64           `json:"connectedAt,string"`
+		Devices     []string        `json:"devices"`     // each must be owned (data streams)
+		DevicesJSON string          `json:"devicesJson"` // stored as the lease's devices
+		DevHash     string          `json:"devHash"`     // DevicesHash: a resume must match it
+		Generation  int64           `json:"gen,string"`  // the ticket's revocation generation
 	}
-	return "0"
+	renewArgs struct {
+		Now     int64           `json:"now"`
+		TTL     int64           `json:"ttl"`
+		Grace   int64           `json:"grace"`
+		ID      string          `json:"id"`
+		Purpose purpose.Purpose `json:"purpose"` // alerts: return the owned set; data: check Devices
+		Devices []string        `json:"devices"`
+	}
+	releaseArgs struct {
+		ID    string `json:"id"`
+		Grace int64  `json:"grace"`
+	}
+)
+
+// scriptArgs is a script's one ARGV. The structs above hold only strings,
+// numbers, booleans and string lists, so encoding cannot fail.
+func scriptArgs(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// nonNil makes an absent list encode as [] (which a script iterates), not
+// null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func toInt(v any) int {

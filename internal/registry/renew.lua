@@ -1,33 +1,36 @@
 -- Renew a live lease; report why it cannot be renewed.
--- KEYS[1] lease hash  KEYS[2] user's purpose zset  KEYS[3] IP zset
--- KEYS[4] ticket record  KEYS[5] user's device set
--- KEYS[6] user's revocation generation (ends the lease once past its own)
--- ARGV: now, ttl, grace, id, mode, devices...
--- mode "alerts" returns the user's device set; "data" checks each device.
-local now, ttl, grace, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local st = redis.call('HGET', KEYS[1], 'state')
+-- KEYS: see the names below.
+-- ARGV[1]: renewArgs (registry.go) as JSON; each field is named there.
+-- An alerts lease gets the user's device set back; a data lease has each
+-- of its devices checked.
+local leaseKey, userKey, ipKey = KEYS[1], KEYS[2], KEYS[3] -- lease hash; user's purpose zset; IP zset
+local ticketKey, ownedKey = KEYS[4], KEYS[5]               -- ticket record; user's device set
+local genKey = KEYS[6] -- user's revocation generation (ends the lease once past its own)
+local a = cjson.decode(ARGV[1])
+local now, ttl, grace, id = a.now, a.ttl, a.grace, a.id
+local st = redis.call('HGET', leaseKey, 'state')
 if st == 'superseded' then return {'superseded'} end
 if st ~= 'live' then return {'gone'} end
 local function drop()
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', userKey, id)
+  redis.call('ZREM', ipKey, id)
+  redis.call('DEL', leaseKey)
 end
-if redis.call('EXISTS', KEYS[4]) == 0 then drop() return {'revoked'} end
-if tonumber(redis.call('GET', KEYS[6]) or '0') > tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') then
+if redis.call('EXISTS', ticketKey) == 0 then drop() return {'revoked'} end
+if tonumber(redis.call('GET', genKey) or '0') > tonumber(redis.call('HGET', leaseKey, 'gen') or '0') then
   drop() return {'revoked'}
 end
-if ARGV[5] == 'data' then
-  for i = 6, #ARGV do
-    if redis.call('SISMEMBER', KEYS[5], ARGV[i]) == 0 then drop() return {'forbidden'} end
+if a.purpose == 'data' then
+  for _, d in ipairs(a.devices) do
+    if redis.call('SISMEMBER', ownedKey, d) == 0 then drop() return {'forbidden'} end
   end
 end
 local exp = now + ttl
-redis.call('ZADD', KEYS[2], exp, id)
-redis.call('ZADD', KEYS[3], exp, id)
-redis.call('PEXPIRE', KEYS[2], ttl + grace)
-redis.call('PEXPIRE', KEYS[3], ttl + grace)
-redis.call('PEXPIRE', KEYS[1], ttl + grace)
-if redis.call('PTTL', KEYS[4]) < ttl + grace then redis.call('PEXPIRE', KEYS[4], ttl + grace) end
-if ARGV[5] == 'alerts' then return {'ok', redis.call('SMEMBERS', KEYS[5])} end
+redis.call('ZADD', userKey, exp, id)
+redis.call('ZADD', ipKey, exp, id)
+redis.call('PEXPIRE', userKey, ttl + grace)
+redis.call('PEXPIRE', ipKey, ttl + grace)
+redis.call('PEXPIRE', leaseKey, ttl + grace)
+if redis.call('PTTL', ticketKey) < ttl + grace then redis.call('PEXPIRE', ticketKey, ttl + grace) end
+if a.purpose == 'alerts' then return {'ok', redis.call('SMEMBERS', ownedKey)} end
 return {'ok'}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/config"
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // Another user's connects, each reset by its client at a random point of
@@ -25,12 +25,12 @@ func TestConnectsResetMidHandshakeLeaveOtherStreamsAlone(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.MaxStreamsPerIP = 1000 })
 	e.own("1", "C01")
 	e.own("2", "D01")
-	data := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	data := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	data.expect("system", "")
-	alerts := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	alerts := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	alerts.expect("system", "")
 
-	req := "GET /sse/stream?deviceId=D01&ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeData)) +
+	req := "GET /sse/stream?deviceId=D01&ticket=" + url.QueryEscape(e.ticket("2", purpose.Data)) +
 		" HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
 	addr := e.srv.Listener.Addr().String()
 	const connects = 200
@@ -88,7 +88,7 @@ func TestRacingConnectsEndEveryEvictedStream(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.MaxStreamsPerIP = 100 })
 	e.own("1", "C01")
-	tk := url.QueryEscape(e.ticket("1", ticket.PurposeData))
+	tk := url.QueryEscape(e.ticket("1", purpose.Data))
 	const n = 50
 	start := make(chan struct{})
 	ended := make(chan struct{}, n)
@@ -142,7 +142,7 @@ func TestFutureStampedAlertDoesNotStopReplay(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	path := "/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts))
+	path := "/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts))
 	c := e.open(path)
 	c.expect("system", "")
 	e.alert("C01", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), "from 2099", true)

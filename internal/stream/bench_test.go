@@ -28,8 +28,8 @@ import (
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
-	"github.com/machinedash/sse/internal/ticket"
 )
 
 // Benchmarks of the whole service in one process: real Redis, the app as
@@ -97,7 +97,7 @@ func newBenchService(b *testing.B) *benchService {
 		if err := rdb.SAdd(ctx, cfg.Keys.UserDevices(user), benchDevice(u%benchDevices)).Err(); err != nil {
 			b.Fatal(err)
 		}
-		tk, _, err := a.Tickets.Issue(ctx, user, ticket.PurposeData, 10*time.Minute)
+		tk, _, err := a.Tickets.Issue(ctx, user, purpose.Data, 10*time.Minute)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/machinedash/sse/internal/config"
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // TestByteLimitRotatesWithRetry: a stream that has written STREAM_MAX_BYTES
@@ -18,7 +18,7 @@ func TestByteLimitRotatesWithRetry(t *testing.T) {
 	const limit, sent = 8 << 10, 40
 	e := newEnv(t, func(c *config.Config) { c.StreamMaxBytes = limit })
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	payload := fmt.Sprintf(`{"deviceId":"C01","data":{"pad":%q}}`, strings.Repeat("x", 1000))
 	for range sent {

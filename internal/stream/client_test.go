@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // Server features the browser client (/sse/client.js) relies on.
@@ -25,7 +25,7 @@ func TestLastEventIDQueryParameterResumes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	tk, _, err := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAlerts, time.Minute)
+	tk, _, err := e.app.Tickets.Issue(t.Context(), "1", purpose.Alerts, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +55,14 @@ func TestFreshTicketWithExpiredCursorGivesTheReplayPosition(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01", "C02")
 	e.own("2", "C09")
-	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	c.expect("system", "")
 	e.alert("C01", t0.Add(time.Second), "seen", true)
 	last := c.expect("machine-alert", "C01")
 	c.resp.Body.Close()
 	c.ended()
 	// Another user's stream, ended but still on record.
-	o := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeAlerts)))
+	o := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("2", purpose.Alerts)))
 	theirs := o.expect("system", "").ID
 	o.resp.Body.Close()
 	o.ended()
@@ -75,7 +75,7 @@ func TestFreshTicketWithExpiredCursorGivesTheReplayPosition(t *testing.T) {
 	e.rdb.Del(t.Context(), e.keys.SSEPrefix+"conn:"+strings.Split(last.ID, ".")[0])
 	e.clock.Advance(10 * time.Minute)
 
-	fresh := e.ticket("1", ticket.PurposeAlerts)
+	fresh := e.ticket("1", purpose.Alerts)
 	r := e.open("/sse/alerts?ticket="+url.QueryEscape(fresh), "Last-Event-ID", last.ID)
 	r.expect("system", "")
 	if got := message(t, r.expect("machine-alert", "C02")) + "," + message(t, r.expect("machine-alert", "C01")); got != "missed 1,missed 2" {
@@ -89,7 +89,7 @@ func TestFreshTicketWithExpiredCursorGivesTheReplayPosition(t *testing.T) {
 	r.ended()
 
 	// Another user's cursor gives no position: a fresh start, no replay.
-	f := e.open("/sse/alerts?ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)), "Last-Event-ID", theirs)
+	f := e.open("/sse/alerts?ticket="+url.QueryEscape(e.ticket("1", purpose.Alerts)), "Last-Event-ID", theirs)
 	f.expect("system", "")
 	e.alert("C01", e.clock.Now().Add(time.Second), "next", true)
 	if m := message(t, f.expect("machine-alert", "C01")); m != "next" {
@@ -110,12 +110,12 @@ func TestHistorySendsTheNewestAlertsOnce(t *testing.T) {
 	e.alert("C09", t0, "not mine", false)
 
 	for _, bad := range []string{"101", "-1", "x", "+3", "1.5"} {
-		resp := e.get("/sse/alerts?history=" + bad + "&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+		resp := e.get("/sse/alerts?history=" + bad + "&ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 		if got := body(t, resp); resp.StatusCode != 400 || !strings.Contains(got, "history must be an integer from 0 to 100") {
 			t.Errorf("history=%s: %d %s", bad, resp.StatusCode, got)
 		}
 	}
-	c := e.open("/sse/alerts?history=4&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	c := e.open("/sse/alerts?history=4&ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	c.expect("system", "")
 	var got []string
 	for range 4 {
@@ -133,7 +133,7 @@ func TestHistorySendsTheNewestAlertsOnce(t *testing.T) {
 	c.ended()
 
 	// history=0 (the default) sends none.
-	z := e.open("/sse/alerts?history=0&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	z := e.open("/sse/alerts?history=0&ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	z.expect("system", "")
 	e.alert("C02", t0.Add(2*time.Second), "first", true)
 	if m := message(t, z.expect("machine-alert", "C02")); m != "first" {
@@ -162,7 +162,7 @@ func TestCloseEndpointEndsOnlyTheNamedStream(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01")
 	e.own("2", "C01")
-	mine, theirs := e.ticket("1", ticket.PurposeAlerts), e.ticket("2", ticket.PurposeAlerts)
+	mine, theirs := e.ticket("1", purpose.Alerts), e.ticket("2", purpose.Alerts)
 	a := e.open("/sse/alerts?ticket=" + url.QueryEscape(mine))
 	myID := a.expect("system", "").ID
 	b := e.open("/sse/alerts?ticket=" + url.QueryEscape(theirs))
@@ -178,7 +178,7 @@ func TestCloseEndpointEndsOnlyTheNamedStream(t *testing.T) {
 		{"forged id", mine, "AAAAAAAAAAAAAAAAAAAAAA" + myID[22:], 404},
 		{"another user's stream", mine, theirID, 404},
 		{"my stream, another user's ticket", theirs, myID, 404},
-		{"another ticket of mine", e.ticket("1", ticket.PurposeAlerts), myID, 404},
+		{"another ticket of mine", e.ticket("1", purpose.Alerts), myID, 404},
 	} {
 		if got := e.closeStream(tc.ticket, tc.id); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)

@@ -3,12 +3,11 @@ package stream
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 
-	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
 )
@@ -29,37 +28,30 @@ func (h *Handler) Close() http.Handler {
 		}
 		raw := r.URL.Query().Get("ticket")
 		if raw == "" {
-			web.Error(w, http.StatusUnauthorized, msgAuth)
+			web.Fail(w, r, h.d.Log, ticket.ErrMissing)
 			return
 		}
 		claims, err := h.d.Tickets.Parse(raw)
 		if err != nil && !errors.Is(err, ticket.ErrExpired) {
-			web.Error(w, http.StatusUnauthorized, msgTicket)
+			web.Fail(w, r, h.d.Log, err)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256))
+		body, err := web.ReadBody(w, r, 256)
 		cur, ok := parseCursor(strings.TrimSpace(string(body)))
 		if err != nil || !ok {
-			web.Error(w, http.StatusBadRequest, "The body must be the stream's last event id")
+			web.Fail(w, r, h.d.Log, web.WithMessage(web.ErrBadRequest, "The body must be the stream's last event id"))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
 		defer cancel()
 		err = h.d.Registry.Close(ctx, cur.Lease, claims.UserID, h.d.Tickets.Key(claims.ID), claims.ID, claims.Generation)
-		switch {
-		case errors.Is(err, registry.ErrRevoked):
-			web.Error(w, http.StatusUnauthorized, msgTicket)
-			return
-		case errors.Is(err, registry.ErrNotLive):
-			web.Error(w, http.StatusNotFound, "No open stream of this ticket has this id")
-			return
-		case err != nil:
-			h.d.Log.Warn("stream close failed", slog.String("err", err.Error()))
-			web.Error(w, http.StatusServiceUnavailable, "Service temporarily unavailable")
+		if err != nil {
+			// Revoked is 401 and a foreign or ended id 404; Redis failing is 503.
+			web.Fail(w, r, h.d.Log, web.Unavailable(fmt.Errorf("stream close: %w", err)))
 			return
 		}
 		h.d.Log.Info("stream close requested", slog.String("user", claims.UserID))
-		if err := h.d.Redis.Publish(ctx, h.d.Control, "close "+cur.Lease).Err(); err != nil {
+		if err := h.d.Hub.CloseStream(ctx, cur.Lease); err != nil {
 			// The lease is freed already; the stream ends at its next
 			// heartbeat, when its renewal finds it gone.
 			h.d.Log.Warn("close notice failed", slog.String("err", err.Error()))

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // The main app's one command, INCR sse:gen:<userId>, ends every stream of
@@ -15,15 +15,15 @@ func TestUserRevocationGenerationEndsStreamsTicketsAndCursors(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01")
 	e.own("2", "D01")
-	alertsTk := e.ticket("1", ticket.PurposeAlerts)
-	dataTk := e.ticket("1", ticket.PurposeData)
+	alertsTk := e.ticket("1", purpose.Alerts)
+	dataTk := e.ticket("1", purpose.Data)
 	alertsPath := "/sse/alerts?ticket=" + url.QueryEscape(alertsTk)
 	dataPath := "/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(dataTk)
 	alerts := e.open(alertsPath)
 	alertsFirst := alerts.expect("system", "")
 	data := e.open(dataPath)
 	dataFirst := data.expect("system", "")
-	other := e.open("/sse/stream?deviceId=D01&ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeData)))
+	other := e.open("/sse/stream?deviceId=D01&ticket=" + url.QueryEscape(e.ticket("2", purpose.Data)))
 	other.expect("system", "")
 
 	if err := e.rdb.Incr(t.Context(), e.keys.UserGeneration("1")).Err(); err != nil {
@@ -57,7 +57,7 @@ func TestUserRevocationGenerationEndsStreamsTicketsAndCursors(t *testing.T) {
 		t.Fatalf("status after revocation: %d %s", resp.StatusCode, got)
 	}
 	// A ticket issued after the revocation works.
-	e.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
+	e.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(e.ticket("1", purpose.Data))).expect("system", "")
 }
 
 // After INCR sse:gen:<userId> the user's old tickets cannot close their own
@@ -67,7 +67,7 @@ func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	tk := e.ticket("1", ticket.PurposeAlerts)
+	tk := e.ticket("1", purpose.Alerts)
 	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(tk))
 	id := c.expect("system", "").ID
 	if err := e.rdb.Incr(t.Context(), e.keys.UserGeneration("1")).Err(); err != nil {
@@ -77,7 +77,7 @@ func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
 		t.Fatalf("close with a ticket of an older generation: %d, want 401", got)
 	}
 	// A ticket whose record was deleted is revoked the same way.
-	deleted := e.ticket("1", ticket.PurposeAlerts)
+	deleted := e.ticket("1", purpose.Alerts)
 	claims, _ := e.app.Tickets.Parse(deleted)
 	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
 		t.Fatal(err)

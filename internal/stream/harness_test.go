@@ -11,8 +11,8 @@ import (
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/apptest"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ssetest"
-	"github.com/machinedash/sse/internal/ticket"
 )
 
 // The service harness is internal/apptest; these are its short names in
@@ -41,7 +41,7 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 }
 
 func (e *env) own(user string, devices ...string) { e.t.Helper(); e.Own(user, devices...) }
-func (e *env) ticket(user string, p ticket.Purpose) string {
+func (e *env) ticket(user string, p purpose.Purpose) string {
 	e.t.Helper()
 	return e.Ticket(user, p)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ticket"
 )
@@ -29,7 +30,7 @@ func TestRotationEndsWithRetry(t *testing.T) {
 		c.HeartbeatInterval = time.Hour // only the rotation timer runs
 	})
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	e.waitTimers(2)
 	e.clock.Advance(life)
@@ -46,7 +47,7 @@ func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
 	e.own("1", "C01")
-	tk, _, err := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeData, time.Minute)
+	tk, _, err := e.app.Tickets.Issue(t.Context(), "1", purpose.Data, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestResumeRefusals(t *testing.T) {
 	e.own("1", "C01", "C02")
 	e.own("2", "C01")
 	issue := func(user string) string {
-		tk, _, err := e.app.Tickets.Issue(t.Context(), user, ticket.PurposeData, time.Minute)
+		tk, _, err := e.app.Tickets.Issue(t.Context(), user, purpose.Data, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +164,7 @@ func TestAlertReplayOnResumeWithoutLossOrDuplicates(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01", "C02")
 	e.alert("C01", t0.Add(-time.Hour), "ancient", false) // before the stream: never replayed
-	tk := e.ticket("1", ticket.PurposeAlerts)
+	tk := e.ticket("1", purpose.Alerts)
 	path := "/sse/alerts?ticket=" + url.QueryEscape(tk)
 	c := e.open(path)
 	c.expect("system", "")
@@ -206,7 +207,7 @@ func TestResumeFromTheFirstEventAlone(t *testing.T) {
 	for _, path := range []string{"/sse/alerts?", "/sse/stream?deviceId=C01&"} {
 		e := newEnv(t, nil)
 		e.own("1", "C01")
-		tk, _, _ := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+		tk, _, _ := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
 		e.Issued(tk)
 		url := path + "ticket=" + url.QueryEscape(tk)
 		c := e.open(url)
@@ -232,7 +233,7 @@ func TestRealtimeIsThrottledAndKeepsTheLastValue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.RealtimeMinInterval = time.Second; c.HeartbeatInterval = time.Hour })
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":0}`)
 	c.expect("realtime-update", "C01")
@@ -271,7 +272,7 @@ func TestSoftRefusalWhenRedisIsDown(t *testing.T) {
 	// cannot be checked.
 	up, _ := redistest.Client(t)
 	issuer, _ := ticket.New([]byte(cfg.StreamTicketSecret.Value), up, "", func() time.Time { return t0 })
-	tk, _, err := issuer.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+	tk, _, err := issuer.Issue(t.Context(), "1", purpose.Any, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func TestRedisLostMidStreamEndsSoftly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	// Kill this instance's pub/sub connection, and only it.
 	killed := 0
@@ -325,14 +326,14 @@ func TestDrainEndsOpenStreamsAndRefusesNewOnes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	e.app.Streams.Drain()
 	if ev := c.next(); ev.json(t)["kind"] != "unavailable" {
 		t.Fatalf("%+v", ev)
 	}
 	c.ended()
-	resp := e.get("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	resp := e.get("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	if got := body(t, resp); resp.StatusCode != 200 || !strings.Contains(got, `"kind":"unavailable"`) {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}

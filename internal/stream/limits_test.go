@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
-	"github.com/machinedash/sse/internal/ticket"
 )
 
 func TestFiftyConcurrentConnectsAdmitExactlyOne(t *testing.T) {
@@ -20,7 +21,7 @@ func TestFiftyConcurrentConnectsAdmitExactlyOne(t *testing.T) {
 		c.MaxStreamsPerIP = 100
 	})
 	e.own("1", "C01")
-	tk := url.QueryEscape(e.ticket("1", ticket.PurposeData))
+	tk := url.QueryEscape(e.ticket("1", purpose.Data))
 	var wg sync.WaitGroup
 	codes := make(chan int, 50)
 	start := make(chan struct{})
@@ -54,12 +55,12 @@ func TestEvictOldestSupersedesAndTheOldTabStaysOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil) // evict-oldest is the default
 	e.own("1", "C01")
-	tabA := e.ticket("1", ticket.PurposeData)
+	tabA := e.ticket("1", purpose.Data)
 	old := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tabA))
 	hello := old.expect("system", "")
 
 	e.clock.Advance(time.Second)
-	tabB := e.ticket("1", ticket.PurposeData)
+	tabB := e.ticket("1", purpose.Data)
 	fresh := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tabB))
 	fresh.expect("system", "")
 
@@ -91,12 +92,12 @@ func TestDeadProcessLeaseExpiresByItself(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
 	e.own("1", "C01")
-	tk := e.ticket("1", ticket.PurposeData)
+	tk := e.ticket("1", purpose.Data)
 	claims, _ := e.app.Tickets.Parse(tk)
 	// A stream admitted by a process that then died: it never renews nor
 	// releases.
 	_, err := e.app.Registry.Connect(t.Context(), registry.Request{
-		ID: "deadbeefdeadbeefdeadbe", UserID: "1", Purpose: registry.Data, Devices: []string{"C01"}, IP: "10.0.0.9",
+		ID: "deadbeefdeadbeefdeadbe", UserID: "1", Purpose: purpose.Data, Devices: []string{"C01"}, IP: "10.0.0.9",
 		TicketKey: e.app.Tickets.Key(claims.ID), TicketID: claims.ID, ConnectedAt: e.clock.Now(),
 	}, e.clock.Now())
 	if err != nil {
@@ -107,7 +108,7 @@ func TestDeadProcessLeaseExpiresByItself(t *testing.T) {
 		t.Fatalf("slot held: want 429, got %d", resp.StatusCode)
 	}
 	resp.Body.Close()
-	ttl := e.app.Registry.TTL()
+	ttl := app.LeaseTTL(e.app.Config.HeartbeatInterval)
 	if ttl > 2*e.app.Config.HeartbeatInterval+5*time.Second {
 		t.Fatalf("lease TTL %v is more than about two heartbeats", ttl)
 	}
@@ -123,9 +124,9 @@ func TestPerIPLimitIsAlways429(t *testing.T) {
 		for _, u := range []string{"1", "2", "3"} {
 			e.own(u, "D"+u)
 		}
-		e.open("/sse/stream?deviceId=D1&ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeData))).expect("system", "")
-		e.open("/sse/stream?deviceId=D2&ticket="+url.QueryEscape(e.ticket("2", ticket.PurposeData))).expect("system", "")
-		resp := e.get("/sse/stream?deviceId=D3&ticket=" + url.QueryEscape(e.ticket("3", ticket.PurposeData)))
+		e.open("/sse/stream?deviceId=D1&ticket="+url.QueryEscape(e.ticket("1", purpose.Data))).expect("system", "")
+		e.open("/sse/stream?deviceId=D2&ticket="+url.QueryEscape(e.ticket("2", purpose.Data))).expect("system", "")
+		resp := e.get("/sse/stream?deviceId=D3&ticket=" + url.QueryEscape(e.ticket("3", purpose.Data)))
 		got := body(t, resp)
 		if resp.StatusCode != 429 || !strings.Contains(got, `"message":"Too many streams from this address"`) || !strings.Contains(got, `"currentConnections"`) {
 			t.Fatalf("%s: %d %s", policy, resp.StatusCode, got)
@@ -140,14 +141,14 @@ func TestStatusSeesStreamsOfSeparateInstances(t *testing.T) {
 	// invocation would be): shares nothing but the keys.
 	b := newEnv(t, func(c *config.Config) { c.Keys = a.keys; c.MaxDataStreams = 2 })
 	a.own("1", "C01", "C02")
-	a.open("/sse/alerts?ticket="+url.QueryEscape(a.ticket("1", ticket.PurposeAlerts))).expect("system", "")
+	a.open("/sse/alerts?ticket="+url.QueryEscape(a.ticket("1", purpose.Alerts))).expect("system", "")
 	a.clock.Advance(10 * time.Second)
 	b.clock.Advance(10 * time.Second)
-	b.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(b.ticket("1", ticket.PurposeData))).expect("system", "")
-	b.open("/sse/stream?deviceId=C02&ticket="+url.QueryEscape(b.ticket("1", ticket.PurposeData))).expect("system", "")
+	b.open("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(b.ticket("1", purpose.Data))).expect("system", "")
+	b.open("/sse/stream?deviceId=C02&ticket="+url.QueryEscape(b.ticket("1", purpose.Data))).expect("system", "")
 	a.clock.Advance(5 * time.Second)
 
-	resp := a.get("/sse/status?ticket=" + url.QueryEscape(a.ticket("1", ticket.PurposeAny)))
+	resp := a.get("/sse/status?ticket=" + url.QueryEscape(a.ticket("1", purpose.Any)))
 	var st struct {
 		Connections registry.Counts
 		Active      []registry.Conn `json:"activeConnections"`
@@ -169,9 +170,9 @@ func TestOwnershipChangesReachOpenStreams(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	alerts := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	alerts := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	alerts.expect("system", "")
-	data := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	data := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	data.expect("system", "")
 
 	// The main app gives the user C02 and takes C01 away.
@@ -199,7 +200,7 @@ func TestRevokedTicketEndsItsStreams(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	tk := e.ticket("1", ticket.PurposeAny)
+	tk := e.ticket("1", purpose.Any)
 	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tk))
 	first := c.expect("system", "")
 	claims, _ := e.app.Tickets.Parse(tk)

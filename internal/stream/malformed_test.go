@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // Malformed channel messages are reported: in the stream end log (what the
@@ -16,7 +16,7 @@ func TestMalformedMessagesAreReported(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
 	e.publish(e.keys.ChannelRealtime, `not json`)
 	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","DeviceId":"C02","deviceId":"C03"}`)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/metrics"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // statusWriter remembers the status a request was answered with, so that
@@ -38,26 +39,26 @@ func resumeAsked(r *http.Request) bool { return lastEventID(r) != "" }
 
 // countRefusal counts a request answered without a stream. A 200 without
 // a stream is the soft refusal.
-func (h *Handler) countRefusal(w *statusWriter, r *http.Request, purpose string) {
+func (h *Handler) countRefusal(w *statusWriter, r *http.Request, p purpose.Purpose) {
 	status := strconv.Itoa(w.status)
 	if w.status == http.StatusOK {
 		status = metrics.SoftRefusal
 	}
-	h.d.Metrics.Refused(purpose, status, resumeAsked(r))
+	h.d.Metrics.Refused(string(p), status, resumeAsked(r))
 }
 
 // countOpen counts an admitted stream once its first events are written.
 func (h *Handler) countOpen(s *session, began time.Time) {
 	s.began, s.firstByte = began, h.d.Clock.Now().Sub(began)
-	h.d.Metrics.Opened(s.purpose, s.resumed, s.replays)
+	h.d.Metrics.Opened(string(s.purpose), s.resumed, s.replays)
 }
 
 // countEnd counts a finished stream; it runs after the release, so the
 // open-stream gauge of its line no longer counts it.
 func (h *Handler) countEnd(s *session, reason string) {
-	dropped, coalesced := s.queue.Stats()
+	qs := s.sub.QueueStats()
 	h.d.Metrics.Ended(metrics.End{
-		Purpose: s.purpose, Reason: reason, Seconds: h.d.Clock.Now().Sub(s.began).Seconds(),
-		TimeToFirstByte: s.firstByte, Dropped: dropped, Coalesced: coalesced, Events: s.seq,
+		Purpose: string(s.purpose), Reason: reason, Seconds: h.d.Clock.Now().Sub(s.began).Seconds(),
+		TimeToFirstByte: s.firstByte, Dropped: qs.Dropped, Coalesced: qs.Coalesced, Events: s.seq,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/web"
 )
 
@@ -17,13 +18,13 @@ type refusal struct {
 	h       *Handler
 	w       http.ResponseWriter
 	r       *http.Request
-	purpose string
+	purpose purpose.Purpose
 	user    string // "" until the ticket is read
 }
 
 func (f *refusal) log(level slog.Level, status int, reason string) {
 	attrs := []slog.Attr{
-		slog.String("purpose", f.purpose), slog.Int("status", status), slog.String("reason", reason),
+		slog.String("purpose", string(f.purpose)), slog.Int("status", status), slog.String("reason", reason),
 		slog.String("ip", web.ClientIP(f.r, f.h.d.TrustedIP)),
 	}
 	if f.user != "" {
@@ -32,10 +33,10 @@ func (f *refusal) log(level slog.Level, status int, reason string) {
 	f.h.d.Log.LogAttrs(context.Background(), level, "stream refused", attrs...)
 }
 
-// deny answers with the seed's error body (extra: the 429's fields).
-func (f *refusal) deny(status int, reason, message string, extra map[string]any) {
-	f.log(slog.LevelInfo, status, reason)
-	web.ErrorWith(f.w, status, message, extra)
+// deny answers err from the error table (web.Fail).
+func (f *refusal) deny(reason string, err error) {
+	f.log(slog.LevelInfo, web.Status(err), reason)
+	web.Fail(f.w, f.r, f.h.d.Log, err)
 }
 
 // superseded answers 204, which ends a native EventSource for good.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/config"
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // The ticket is checked before anything else of the request: without a
@@ -45,13 +45,13 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 	// The clock moves before the stream opens: moved while it is open, it
 	// would make the stream heartbeat, renew and perhaps end, racing the
 	// refusals below (the user-limit 429 needs it still open).
-	expired, _, err := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+	expired, _, err := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Issued(expired)
 	e.clock.Advance(2 * time.Minute)
-	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
+	data := url.QueryEscape(e.ticket("1", purpose.Data))
 	e.open("/sse/stream?deviceId=C01&ticket="+data).expect("system", "")
 	refused := []struct {
 		path   string

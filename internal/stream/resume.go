@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // MaxHistory bounds history=N on /sse/alerts: the alert history keeps at
@@ -50,12 +50,12 @@ func parseHistory(v string) (int, error) {
 func (h *Handler) position(ctx context.Context, cur *cursor, userID string, now time.Time) bool {
 	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
-	user, purpose, found, err := h.d.Registry.Owner(ctx, cur.Lease)
+	user, p, found, err := h.d.Registry.Owner(ctx, cur.Lease)
 	if err != nil {
 		h.d.Log.Warn("cursor lookup failed", slog.String("err", err.Error()))
 		return false
 	}
-	if found && (user != userID || purpose != registry.Alerts) {
+	if found && (user != userID || p != purpose.Alerts) {
 		return false
 	}
 	if cur.At.After(now) {

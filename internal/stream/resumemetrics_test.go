@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // metricsOnce waits (bounded) until the Prometheus text has line, then
@@ -44,7 +44,7 @@ func TestResumeAndReplayMetrics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	tk := e.ticket("1", ticket.PurposeAlerts)
+	tk := e.ticket("1", purpose.Alerts)
 	path := "/sse/alerts?ticket=" + url.QueryEscape(tk)
 	c := e.open(path)
 	last := c.expect("system", "")
@@ -53,7 +53,7 @@ func TestResumeAndReplayMetrics(t *testing.T) {
 	e.alert("C01", t0.Add(time.Second), "missed 1", false)
 
 	// A fresh ticket with the cursor: replayed from its position, no resume.
-	f := e.open("/sse/alerts?ticket="+url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)), "Last-Event-ID", last.ID)
+	f := e.open("/sse/alerts?ticket="+url.QueryEscape(e.ticket("1", purpose.Alerts)), "Last-Event-ID", last.ID)
 	f.expect("system", "")
 	f.expect("machine-alert", "C01")
 	e.wantMetrics(`sse_streams_opened_total{purpose="alerts"} 2`,
@@ -62,7 +62,7 @@ func TestResumeAndReplayMetrics(t *testing.T) {
 	f.ended()
 
 	// history=1: the newest alert again, not a replay.
-	hs := e.open("/sse/alerts?history=1&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	hs := e.open("/sse/alerts?history=1&ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	hs.expect("system", "")
 	hs.expect("machine-alert", "C01")
 	e.wantMetrics(`sse_streams_opened_total{purpose="alerts"} 3`,
@@ -86,7 +86,7 @@ func TestRefusedResumeByQueryParameterIsCounted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	last := c.expect("system", "")
 	if resp := e.get("/sse/alerts?ticket=x.y.z&lastEventId=" + url.QueryEscape(last.ID)); resp.StatusCode != 401 {
 		t.Fatalf("bad ticket: %d", resp.StatusCode)

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/sse"
 )
@@ -22,10 +23,9 @@ type session struct {
 	h       *Handler
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	purpose string
+	purpose purpose.Purpose
 	lease   registry.Lease
 	log     *slog.Logger
-	queue   *pubsub.Queue
 	sub     *pubsub.Subscription
 
 	end     time.Time // when the stream rotates
@@ -113,7 +113,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	// The watermark starts at the connect time, or where the resumed
 	// stream left off; it must be set before the first id is written.
 	s.mark = start
-	if replay && s.purpose == registry.Alerts {
+	if replay && s.purpose == purpose.Alerts {
 		s.mark = believed(cur.At, start)
 	}
 	// The first event carries an id, so even a client that sees nothing
@@ -127,7 +127,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 			}
 		}
 	}
-	if replay && s.purpose == registry.Alerts {
+	if replay && s.purpose == purpose.Alerts {
 		s.replay(r.Context(), devices, start)
 	} else if s.history > 0 {
 		s.sendHistory(r.Context(), devices, start)
@@ -135,9 +135,9 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	return s.flush()
 }
 
-// loop is the stream: one select over the client, draining, the shared
-// subscription, eviction, messages, the throttle, the heartbeat and the
-// rotation. It returns why the stream ended.
+// loop is the stream: one select over the client, draining, the
+// subscription's end (lost, evicted, closed), messages, the throttle, the
+// heartbeat and the rotation. It returns why the stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
@@ -159,30 +159,22 @@ func (s *session) loop(ctx context.Context) string {
 			return endClient
 		case <-h.drain:
 			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Lost():
-			return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Evicted():
-			if s.sub.ClosedByClient() {
+		case <-s.sub.Done():
+			switch s.sub.End() {
+			case pubsub.ClosedByClient:
 				return s.finish(endClosed, "closed", 0)
+			case pubsub.Evicted:
+				s.released = true // the evicting connect already freed the slot
+				return s.finish(endSuperseded, "superseded", 0)
+			default: // pubsub.Lost
+				return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
 			}
-			s.released = true // the evicting connect already freed the slot
-			return s.finish(endSuperseded, "superseded", 0)
-		case <-s.queue.Ready():
+		case <-s.sub.Ready():
 		case <-throttleC:
 			throttleC = nil
 		case <-heartbeat.Chan():
-			now := clk.Now()
-			if reason, kind, ok := s.renew(ctx); !ok {
-				retry := time.Duration(0)
-				if reason == endUnavailable {
-					retry = softRetryBase + h.d.Jitter(softRetryJitter)
-				}
-				return s.finish(reason, kind, retry)
-			}
-			s.replayed = nil
-			s.system(now, "heartbeat")
-			if !s.flush() {
-				return s.writeEnd()
+			if reason, ok := s.beat(ctx); !ok {
+				return reason
 			}
 			heartbeat.Reset(h.d.Timing.Heartbeat)
 			continue
@@ -190,22 +182,9 @@ func (s *session) loop(ctx context.Context) string {
 			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		now := clk.Now()
-		msgs, next, overflowed := s.queue.Drain(now, s.msgs[:0])
-		for _, m := range msgs {
-			s.deliver(m)
-		}
-		clear(msgs)
-		s.msgs = msgs[:0]
-		if overflowed {
-			// The client reads too slowly to get everything: end, and let
-			// its resume replay what it missed.
-			return s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
-		}
-		if !s.flush() {
-			return s.writeEnd()
-		}
-		if s.spent() {
-			return s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+		next, reason, ok := s.send(now)
+		if !ok {
+			return reason
 		}
 		if !next.IsZero() && throttleC == nil {
 			if throttle == nil {
@@ -216,6 +195,51 @@ func (s *session) loop(ctx context.Context) string {
 			throttleC = throttle.Chan()
 		}
 	}
+}
+
+// beat renews the lease and sends a heartbeat. It returns why the stream
+// ended when it must end.
+func (s *session) beat(ctx context.Context) (string, bool) {
+	h := s.h
+	now := h.d.Clock.Now()
+	if reason, kind, ok := s.renew(ctx); !ok {
+		retry := time.Duration(0)
+		if reason == endUnavailable {
+			retry = softRetryBase + h.d.Jitter(softRetryJitter)
+		}
+		return s.finish(reason, kind, retry), false
+	}
+	s.replayed = nil
+	s.system(now, "heartbeat")
+	if !s.flush() {
+		return s.writeEnd(), false
+	}
+	return "", true
+}
+
+// send writes what the queue lets go at now. next is when a held-back
+// realtime update becomes due (zero if none); it returns why the stream
+// ended when it must end.
+func (s *session) send(now time.Time) (next time.Time, reason string, ok bool) {
+	h := s.h
+	msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
+	for _, m := range msgs {
+		s.deliver(m)
+	}
+	clear(msgs)
+	s.msgs = msgs[:0]
+	if overflowed {
+		// The client reads too slowly to get everything: end, and let
+		// its resume replay what it missed.
+		return next, s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
+	}
+	if !s.flush() {
+		return next, s.writeEnd(), false
+	}
+	if s.spent() {
+		return next, s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
+	}
+	return next, "", true
 }
 
 // endTime is when the stream rotates: before the invocation deadline (with
@@ -252,7 +276,7 @@ func (s *session) renew(ctx context.Context) (reason, kind string, ok bool) {
 	owned, err := s.h.d.Registry.Renew(rctx, s.lease, s.h.d.Clock.Now())
 	switch {
 	case err == nil:
-		if s.purpose == registry.Alerts && !slices.Equal(owned, s.devices) {
+		if s.purpose == purpose.Alerts && !slices.Equal(owned, s.devices) {
 			s.devices = owned
 			s.sub.SetDevices(owned)
 		}
@@ -301,7 +325,7 @@ func (s *session) release() {
 // deliver appends one routed message, advancing the alert watermark and
 // skipping an alert that replay already sent.
 func (s *session) deliver(m *pubsub.Message) {
-	if m.Kind.ForAlerts() {
+	if m.Kind.Purpose() == purpose.Alerts {
 		if _, dup := s.replayed[string(m.Data)]; dup {
 			delete(s.replayed, string(m.Data))
 			return
@@ -318,7 +342,7 @@ func (s *session) deliver(m *pubsub.Message) {
 // id carries the watermark instead of the event's own time.
 func (s *session) event(at time.Time, name string, data []byte) {
 	s.seq++
-	if s.purpose == registry.Alerts {
+	if s.purpose == purpose.Alerts {
 		at = s.mark
 	}
 	// The id is written directly: a cursor is [A-Za-z0-9._-] by

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
@@ -65,9 +65,8 @@ type Deps struct {
 	Tickets     Tickets
 	Registry    *registry.Registry
 	Hub         *pubsub.Hub
-	Redis       redis.Cmdable // history reads, eviction notices
+	Redis       redis.Cmdable // history reads, the malformed count
 	Keys        config.Keys
-	Control     string // control channel for evictions
 	MaxDevices  int
 	QueueSize   int // per-stream FIFO bound; default 256
 	Timing      Timing
@@ -127,12 +126,12 @@ func New(d Deps) *Handler {
 
 // Alerts serves GET /sse/alerts.
 func (h *Handler) Alerts() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Alerts) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, purpose.Alerts) })
 }
 
 // Data serves GET /sse/stream.
 func (h *Handler) Data() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, registry.Data) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, purpose.Data) })
 }
 
 // Drain makes new connects refuse softly and open streams end at once
@@ -151,16 +150,7 @@ func (h *Handler) draining() bool {
 // Open returns the number of streams being served now.
 func (h *Handler) Open() int64 { return h.streams.Load() }
 
-// Messages of the seed's error bodies.
-const (
-	msgAuth      = "Stream authentication required"
-	msgTicket    = "Invalid or expired stream ticket"
-	msgPurpose   = "Stream ticket is not valid for this stream"
-	msgForbidden = "Access denied to one or more devices"
-	msgIPLimit   = "Too many streams from this address"
-)
-
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpose) {
 	// Admission and the stream's first bytes run on a short-lived
 	// goroutine: their deep call paths (JWT, the Lua reply, JSON, replay)
 	// would otherwise grow this goroutine's stack, which the long-lived
@@ -180,7 +170,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 				opened <- result{panic: v}
 			}
 		}()
-		opened <- result{s: h.open(sw, r, purpose)}
+		opened <- result{s: h.open(sw, r, p)}
 	}()
 	res := <-opened
 	if res.panic != nil {
@@ -188,7 +178,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	}
 	s := res.s
 	if s == nil {
-		h.countRefusal(sw, r, purpose)
+		h.countRefusal(sw, r, p)
 		return
 	}
 	h.countOpen(s, began)
@@ -211,10 +201,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, purpose string) 
 	default:
 		reason = s.writeEnd()
 	}
-	dropped, coalesced := s.queue.Stats()
+	qs := s.sub.QueueStats()
 	malformed = h.d.Hub.Stats().Malformed - malformed
 	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
-		slog.Int("dropped", dropped), slog.Int("coalesced", coalesced), slog.Int64("malformed", malformed))
+		slog.Int("dropped", qs.Dropped), slog.Int("coalesced", qs.Coalesced), slog.Int64("malformed", malformed))
 }
 
 // reportMalformed adds what this process's subscription dropped as
@@ -237,105 +227,148 @@ func (h *Handler) reportMalformed() {
 // the request was answered otherwise (an error, a soft refusal). A stream
 // whose first events the client did not take is returned with startFailed:
 // 200 is written, so it is a stream that ended, not a refusal.
-func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *session {
+func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose) *session {
 	if !web.Method(w, r, http.MethodGet) {
 		return nil
 	}
-	f := &refusal{h: h, w: w, r: r, purpose: purpose}
-	q := r.URL.Query()
-	// The ticket first: who may not connect at all learns nothing more.
-	raw := q.Get("ticket")
-	if raw == "" {
-		f.deny(http.StatusUnauthorized, "no ticket", msgAuth, nil)
+	f := &refusal{h: h, w: w, r: r, purpose: p}
+	c, ok := h.parseConnect(f)
+	if !ok {
 		return nil
-	}
-	claims, err := h.d.Tickets.Parse(raw)
-	expired := errors.Is(err, ticket.ErrExpired)
-	if err != nil && !expired {
-		f.deny(http.StatusUnauthorized, "invalid ticket", msgTicket, nil)
-		return nil
-	}
-	f.user = claims.UserID
-	want := ticket.PurposeData
-	if purpose == registry.Alerts {
-		want = ticket.PurposeAlerts
-	}
-	if !claims.Purpose.Allows(want) {
-		f.deny(http.StatusUnauthorized, "ticket purpose", msgPurpose, nil)
-		return nil
-	}
-	cur, hasCursor := parseCursor(lastEventID(r))
-	if expired && !hasCursor {
-		f.deny(http.StatusUnauthorized, "expired ticket without cursor", msgTicket, nil)
-		return nil
-	}
-	var devices []string
-	includeStatus := false
-	if purpose == registry.Data {
-		if devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
-			f.deny(http.StatusBadRequest, "devices: "+err.Error(), deviceMessage(err, h.d.MaxDevices), nil)
-			return nil
-		}
-		if includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
-			f.deny(http.StatusBadRequest, "includeStatus", "includeStatus must be true or false", nil)
-			return nil
-		}
-	}
-	history := 0
-	if purpose == registry.Alerts {
-		if history, err = parseHistory(q.Get("history")); err != nil {
-			f.deny(http.StatusBadRequest, "history", msgHistory, nil)
-			return nil
-		}
 	}
 	if h.draining() {
 		f.soft("draining")
 		return nil
 	}
-
 	now := h.d.Clock.Now()
-	s := &session{
-		h: h, w: w, rc: http.NewResponseController(w), purpose: purpose,
+	s := h.newSession(w, r, p, c)
+	adm, ok := h.admit(f, s, c, now)
+	if !ok {
+		return nil
+	}
+	devices := c.devices
+	if p == purpose.Alerts {
+		devices = adm.Owned
+	}
+	if !h.join(f, s, devices) {
+		return nil
+	}
+	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	replay := c.hasCursor && (adm.Resumed || !c.expired && p == purpose.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
+	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
+	return s
+}
+
+// connect is a stream request's parameters, checked.
+type connect struct {
+	claims        ticket.Claims
+	expired       bool // the ticket expired: only a resume (its cursor) may use it
+	cur           cursor
+	hasCursor     bool
+	devices       []string // data streams: the devices asked for
+	includeStatus bool     // data streams: send the cached statuses first
+	history       int      // alerts streams: history=N
+}
+
+// parseConnect reads and checks the ticket and the query, answering the
+// request itself when they do not make a stream. The ticket comes first:
+// who may not connect at all learns nothing more.
+func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
+	q := f.r.URL.Query()
+	raw := q.Get("ticket")
+	if raw == "" {
+		f.deny("no ticket", ticket.ErrMissing)
+		return c, false
+	}
+	claims, err := h.d.Tickets.Parse(raw)
+	c.claims, c.expired = claims, errors.Is(err, ticket.ErrExpired)
+	if err != nil && !c.expired {
+		f.deny("invalid ticket", err)
+		return c, false
+	}
+	f.user = claims.UserID
+	if !claims.Purpose.Allows(f.purpose) {
+		f.deny("ticket purpose", ticket.ErrWrongPurpose)
+		return c, false
+	}
+	c.cur, c.hasCursor = parseCursor(lastEventID(f.r))
+	if c.expired && !c.hasCursor {
+		f.deny("expired ticket without cursor", ticket.ErrExpired)
+		return c, false
+	}
+	if f.purpose == purpose.Data {
+		if c.devices, err = device.ParseQuery(q.Get("deviceId"), q.Get("deviceIds"), h.d.MaxDevices); err != nil {
+			f.deny("devices: "+err.Error(), &web.Error{Err: err, Args: []any{h.d.MaxDevices}})
+			return c, false
+		}
+		if c.includeStatus, err = parseBool(q.Get("includeStatus"), true); err != nil {
+			f.deny("includeStatus", web.WithMessage(web.ErrBadRequest, "includeStatus must be true or false"))
+			return c, false
+		}
+	}
+	if f.purpose == purpose.Alerts {
+		if c.history, err = parseHistory(q.Get("history")); err != nil {
+			f.deny("history", web.WithMessage(web.ErrBadRequest, msgHistory))
+			return c, false
+		}
+	}
+	return c, true
+}
+
+// newSession is the stream of an accepted request, with its lease to be.
+func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, p purpose.Purpose, c connect) *session {
+	return &session{
+		h: h, w: w, rc: http.NewResponseController(w), purpose: p,
 		lease: registry.Lease{
-			ID: newLeaseID(), UserID: claims.UserID, Purpose: purpose,
-			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(claims.ID), Devices: devices,
+			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: p,
+			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(c.claims.ID), Devices: c.devices,
 		},
-		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", purpose), slog.String("user", claims.UserID)),
-		history: history,
+		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", string(p)), slog.String("user", c.claims.UserID)),
+		history: c.history,
 	}
+}
+
+// admit takes the stream's lease in Redis (limits, ownership, revocation,
+// resume: registry.Connect) and tells the streams it replaces to end. It
+// answers the request itself when the stream is not admitted.
+func (h *Handler) admit(f *refusal, s *session, c connect, now time.Time) (registry.Admission, bool) {
 	req := registry.Request{
-		ID: s.lease.ID, UserID: claims.UserID, Purpose: purpose, Devices: devices, IP: s.lease.IP,
-		TicketKey: s.lease.TicketKey, TicketID: claims.ID, NeedResume: expired, ConnectedAt: now, Generation: claims.Generation,
+		ID: s.lease.ID, UserID: c.claims.UserID, Purpose: s.purpose, Devices: c.devices, IP: s.lease.IP,
+		TicketKey: s.lease.TicketKey, TicketID: c.claims.ID, NeedResume: c.expired, ConnectedAt: now, Generation: c.claims.Generation,
 	}
-	if hasCursor {
-		req.ResumeID = cur.Lease
+	if c.hasCursor {
+		req.ResumeID = c.cur.Lease
 	}
-	if includeStatus {
-		for _, d := range devices {
+	if c.includeStatus {
+		for _, d := range c.devices {
 			req.StatusKeys = append(req.StatusKeys, h.d.Keys.Status(d))
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
 	adm, err := h.d.Registry.Connect(ctx, req, now)
 	cancel()
 	if err != nil {
 		h.admissionError(f, err, adm)
-		return nil
+		return adm, false
 	}
-	if purpose == registry.Alerts {
-		devices = adm.Owned
-	}
-	h.notifyEvicted(r.Context(), adm.Evicted)
+	h.notifyEvicted(f.r.Context(), adm.Evicted)
 	if adm.Resumed {
 		// The same browser came back while its old invocation may still be
 		// running (Lambda never learns that a client left): end that one
 		// now instead of at its next heartbeat, so it stops being billed.
-		h.notifyEvicted(r.Context(), []string{req.ResumeID})
+		h.notifyEvicted(f.r.Context(), []string{req.ResumeID})
 	}
+	return adm, true
+}
 
-	s.queue = pubsub.NewQueue(h.d.QueueSize, h.d.Timing.RealtimeMin)
-	ctx, cancel = context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
-	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Alerts: purpose == registry.Alerts}, s.queue)
+// join subscribes the admitted stream to the hub. It answers the request
+// itself (and frees the lease when it is still the stream's) when the
+// stream cannot join.
+func (h *Handler) join(f *refusal, s *session, devices []string) bool {
+	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
+	defer cancel()
+	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Purpose: s.purpose},
+		pubsub.QueueLimits{Capacity: h.d.QueueSize, Realtime: h.d.Timing.RealtimeMin})
 	superseded := false
 	if err == nil {
 		// A newer connect that evicted this lease before it joined the hub
@@ -345,49 +378,44 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, purpose string) *
 			sub.Close()
 		}
 	}
-	cancel()
 	if superseded {
 		f.superseded("superseded while joining") // as its own reconnect would be
-		return nil
+		return false
 	}
 	if err != nil {
 		s.release()
 		f.soft("subscribe")
-		return nil
+		return false
 	}
 	s.sub = sub
-	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
-	replay := hasCursor && (adm.Resumed || !expired && purpose == registry.Alerts && h.position(r.Context(), &cur, claims.UserID, now))
-	s.startFailed = !s.start(r, adm, devices, includeStatus, cur, replay)
-	return s
+	return true
 }
 
 func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) {
 	limits := h.d.Registry.Limits()
 	switch {
 	case errors.Is(err, registry.ErrRevoked):
-		f.deny(http.StatusUnauthorized, "ticket revoked", msgTicket, nil)
+		f.deny("ticket revoked", err)
 	case errors.Is(err, registry.ErrBadCursor):
-		f.deny(http.StatusUnauthorized, "resume cursor not valid", msgTicket, nil)
+		f.deny("resume cursor not valid", err)
 	case errors.Is(err, registry.ErrForbidden):
-		f.deny(http.StatusForbidden, "device not owned", msgForbidden, nil)
+		f.deny("device not owned", err)
 	case errors.Is(err, registry.ErrSuperseded):
 		// 204 ends a native EventSource for good: a superseded tab must
 		// not come back and evict its successor.
 		f.superseded("superseded")
 	case errors.Is(err, registry.ErrUserLimit), errors.Is(err, registry.ErrIPLimit):
-		msg, reason := msgIPLimit, "ip limit"
+		reason, which := "ip limit", "Data"
 		if errors.Is(err, registry.ErrUserLimit) {
 			reason = "user limit"
-			msg = "Data stream connection limit exceeded"
-			if f.purpose == registry.Alerts {
-				msg = "Alerts stream connection limit exceeded"
-			}
 		}
-		f.deny(http.StatusTooManyRequests, reason, msg, map[string]any{
+		if f.purpose == purpose.Alerts {
+			which = "Alerts" // the user limit's message names the stream
+		}
+		f.deny(reason, &web.Error{Err: err, Args: []any{which}, Fields: map[string]any{
 			"currentConnections": adm.Counts,
 			"limits":             map[string]int{"alerts": limits.Alerts, "data": limits.Data},
-		})
+		}})
 	default:
 		f.soft("admission: " + err.Error())
 	}
@@ -396,7 +424,7 @@ func (h *Handler) admissionError(f *refusal, err error, adm registry.Admission) 
 // notifyEvicted tells the processes holding evicted leases to end them.
 func (h *Handler) notifyEvicted(ctx context.Context, ids []string) {
 	for _, id := range ids {
-		if err := h.d.Redis.Publish(ctx, h.d.Control, "evict "+id).Err(); err != nil {
+		if err := h.d.Hub.Evict(ctx, id); err != nil {
 			// The evicted lease is already marked: its next renewal ends it.
 			h.d.Log.Warn("eviction notice failed", slog.String("err", err.Error()))
 		}
@@ -412,19 +440,6 @@ func invocationLog(ctx context.Context, log *slog.Logger) *slog.Logger {
 		return log.With(slog.String("requestId", lc.AwsRequestID))
 	}
 	return log
-}
-
-func deviceMessage(err error, max int) string {
-	switch {
-	case errors.Is(err, device.ErrNone):
-		return "deviceId or deviceIds is required"
-	case errors.Is(err, device.ErrTooMany):
-		return "Too many devices: at most " + strconv.Itoa(max) + " per stream"
-	case errors.Is(err, device.ErrConflict):
-		return "Use deviceId or deviceIds, not both"
-	default:
-		return "Invalid device id"
-	}
 }
 
 func parseBool(v string, def bool) (bool, error) {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/config"
-	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -18,7 +18,7 @@ func TestDataStreamStatusThenLiveEvents(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01", "C02")
 	e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"devId":"C01","Data":{"T1":220}}`, 0)
-	tk := e.ticket("1", ticket.PurposeData)
+	tk := e.ticket("1", purpose.Data)
 
 	c := e.open("/sse/stream?ticket=" + url.QueryEscape(tk) + "&deviceIds=C01,C02")
 	for _, h := range [][2]string{{"Cache-Control", "no-cache"}, {"Connection", "keep-alive"}, {"X-Accel-Buffering", "no"}} {
@@ -60,7 +60,7 @@ func TestIncludeStatusFalse(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01")
 	e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"x":1}`, 0)
-	c := e.open("/sse/stream?includeStatus=false&deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAny)))
+	c := e.open("/sse/stream?includeStatus=false&deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Any)))
 	c.expect("system", "")
 	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
 	c.expect("realtime-update", "C01")
@@ -71,9 +71,9 @@ func TestFilteringBetweenDevicesAndUsers(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01")
 	e.own("2", "C02")
-	one := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
-	two := e.open("/sse/stream?deviceId=C02&ticket=" + url.QueryEscape(e.ticket("2", ticket.PurposeData)))
-	alerts1 := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	one := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
+	two := e.open("/sse/stream?deviceId=C02&ticket=" + url.QueryEscape(e.ticket("2", purpose.Data)))
+	alerts1 := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	for _, c := range []*client{one, two, alerts1} {
 		c.expect("system", "")
 	}
@@ -106,7 +106,7 @@ func TestHeartbeatWithInjectedTime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.HeartbeatInterval = 25 * time.Second })
 	e.own("1", "C01")
-	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAny)))
+	c := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Any)))
 	c.nextRaw() // connected
 	for i := 0; i < 3; i++ {
 		e.waitTimers(2) // heartbeat + rotation
@@ -127,9 +127,9 @@ func TestErrorsHaveTheSeedsBodies(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.MaxDevicesPerStream = 3 })
 	e.own("1", "C01", "C02", "C03", "C04")
-	data := url.QueryEscape(e.ticket("1", ticket.PurposeData))
-	alerts := url.QueryEscape(e.ticket("1", ticket.PurposeAlerts))
-	revoked, claims, _ := e.app.Tickets.Issue(t.Context(), "1", ticket.PurposeAny, time.Minute)
+	data := url.QueryEscape(e.ticket("1", purpose.Data))
+	alerts := url.QueryEscape(e.ticket("1", purpose.Alerts))
+	revoked, claims, _ := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
 	e.Issued(revoked)
 	_ = e.app.Tickets.Revoke(t.Context(), claims.ID)
 
@@ -180,17 +180,17 @@ func TestRejectPolicyTooManyRequestsBody(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
-	a := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAlerts)))
+	a := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	a.expect("system", "")
-	resp := e.get("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeData)))
+	resp := e.get("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	got := strings.TrimSpace(body(t, resp))
 	want := `{"currentConnections":{"alerts":1,"data":1,"total":2},"error":"Too Many Requests","limits":{"alerts":1,"data":1},"message":"Data stream connection limit exceeded","statusCode":429}`
 	if resp.StatusCode != 429 || got != want {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
-	resp = e.get("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", ticket.PurposeAny)))
+	resp = e.get("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Any)))
 	if got := body(t, resp); resp.StatusCode != 429 || !strings.Contains(got, `"message":"Alerts stream connection limit exceeded"`) {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}

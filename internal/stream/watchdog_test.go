@@ -22,6 +22,7 @@ import (
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
@@ -164,7 +165,7 @@ func newUnit(t *testing.T, queue int) *unit {
 	t.Cleanup(u.hub.Close)
 	u.reg = registry.New(rdb, u.keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, time.Minute)
 	u.h = New(Deps{
-		Tickets: u.tickets, Hub: u.hub, Redis: rdb, Keys: u.keys, Control: control, MaxDevices: 10, QueueSize: queue,
+		Tickets: u.tickets, Hub: u.hub, Redis: rdb, Keys: u.keys, MaxDevices: 10, QueueSize: queue,
 		Registry: u.reg, Log: log, Clock: u.clock, Metrics: metrics.New(metrics.Sources{}, u.clock.Now),
 	})
 	return u
@@ -176,7 +177,7 @@ func (u *unit) ticket(user string, devices ...string) string {
 	for _, d := range devices {
 		u.rdb.SAdd(u.t.Context(), u.keys.UserDevices(user), d)
 	}
-	tk, _, err := u.tickets.Issue(u.t.Context(), user, ticket.PurposeAlerts, time.Minute)
+	tk, _, err := u.tickets.Issue(u.t.Context(), user, purpose.Alerts, time.Minute)
 	if err != nil {
 		u.t.Fatal(err)
 	}

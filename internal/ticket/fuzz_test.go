@@ -11,6 +11,7 @@ import (
 	"github.com/machinedash/sse/internal/jwttest"
 
 	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/purpose"
 )
 
 // FuzzParse feeds arbitrary strings to Parse: it must not panic and must
@@ -74,7 +75,7 @@ func checkResult(t *testing.T, tok string, c Claims, err error, now time.Time) {
 	if !access.ValidUserID(c.UserID) {
 		t.Fatalf("accepted sub %q", c.UserID)
 	}
-	if c.Purpose != PurposeAny && c.Purpose != PurposeAlerts && c.Purpose != PurposeData {
+	if c.Purpose != purpose.Any && c.Purpose != purpose.Alerts && c.Purpose != purpose.Data {
 		t.Fatalf("accepted purpose %q", c.Purpose)
 	}
 	if ttl := c.ExpiresAt.Sub(c.IssuedAt); ttl < MinTTL || ttl > MaxTTL {

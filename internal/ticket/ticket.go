@@ -22,44 +22,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/access"
+	"github.com/machinedash/sse/internal/purpose"
 )
-
-// Purpose says which stream a ticket may open.
-type Purpose string
-
-const (
-	PurposeAny    Purpose = "" // legacy: no purpose claim, valid for both streams
-	PurposeAlerts Purpose = "alerts"
-	PurposeData   Purpose = "data"
-)
-
-// Name returns "any" for PurposeAny, else the purpose itself (the status
-// endpoint's ticketPurpose).
-func (p Purpose) Name() string {
-	if p == PurposeAny {
-		return "any"
-	}
-	return string(p)
-}
-
-// ParsePurpose maps the request's purpose ("" when absent or null) to a
-// Purpose. Only "alerts" and "data" are accepted as values; "any" is not.
-func ParsePurpose(s string) (Purpose, error) {
-	switch p := Purpose(s); p {
-	case PurposeAny, PurposeAlerts, PurposeData:
-		return p, nil
-	}
-	return "", ErrBadPurpose
-}
-
-// Allows reports whether a ticket of purpose p may open a stream of purpose
-// want, which must be PurposeAlerts or PurposeData.
-func (p Purpose) Allows(want Purpose) bool {
-	if want != PurposeAlerts && want != PurposeData {
-		return false
-	}
-	return p == PurposeAny || p == want
-}
 
 const (
 	MinTTL     = 60 * time.Second
@@ -86,6 +50,9 @@ var (
 	ErrInvalid    = errors.New("ticket: invalid") // signature, alg, malformed, claims missing or malformed
 	ErrExpired    = errors.New("ticket: expired")
 	ErrRevoked    = errors.New("ticket: revoked") // the Redis record is gone
+	ErrMissing    = errors.New("ticket: missing") // a request that needs one carries none
+	// ErrWrongPurpose: the ticket's purpose does not allow the stream asked for.
+	ErrWrongPurpose = errors.New("ticket: not valid for this stream")
 	// ErrRateLimited: more tickets than the issue limit allows (a *LimitError
 	// says when to try again).
 	ErrRateLimited = errors.New("ticket: too many tickets issued")
@@ -93,9 +60,9 @@ var (
 
 // Claims is what a verified ticket says.
 type Claims struct {
-	ID        string // jti, a canonical UUID v4
-	UserID    string // sub
-	Purpose   Purpose
+	ID        string          // jti, a canonical UUID v4
+	UserID    string          // sub
+	Purpose   purpose.Purpose // purpose.Any when the ticket has no purpose claim
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	// Generation is the user's revocation generation when the ticket was
@@ -170,12 +137,12 @@ func (s *Service) Key(id string) string { return s.keyPrefix + id }
 // seconds in [MinTTL, MaxTTL] (ErrBadTTL); p must be a known purpose
 // (ErrBadPurpose); userID 1-128 printable ASCII bytes (ErrBadUserID); and
 // the user within the issue limit, if one is set (a *LimitError).
-func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.Duration) (string, Claims, error) {
+func (s *Service) Issue(ctx context.Context, userID string, p purpose.Purpose, ttl time.Duration) (string, Claims, error) {
 	if ttl < MinTTL || ttl > MaxTTL || ttl%time.Second != 0 {
 		return "", Claims{}, ErrBadTTL
 	}
-	if _, err := ParsePurpose(string(p)); err != nil {
-		return "", Claims{}, err
+	if _, ok := purpose.Parse(string(p)); !ok {
+		return "", Claims{}, ErrBadPurpose
 	}
 	if !access.ValidUserID(userID) {
 		return "", Claims{}, ErrBadUserID
@@ -198,7 +165,7 @@ func (s *Service) Issue(ctx context.Context, userID string, p Purpose, ttl time.
 		IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
 		ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
 	}, Gen: gen}
-	if p != PurposeAny {
+	if p != purpose.Any {
 		wc.Purpose, _ = json.Marshal(string(p))
 	}
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, wc).SignedString(s.secret)
@@ -265,13 +232,13 @@ func (s *Service) claims(wc *wireClaims) (Claims, error) {
 	if !access.ValidUserID(wc.Subject) {
 		return bad("sub malformed")
 	}
-	p := PurposeAny
+	p := purpose.Any
 	if wc.Purpose != nil {
 		var str string
 		if json.Unmarshal(wc.Purpose, &str) != nil || bytes.Equal(wc.Purpose, []byte("null")) {
 			return bad("purpose not a string")
 		}
-		if p = Purpose(str); p != PurposeAlerts && p != PurposeData {
+		if p = purpose.Purpose(str); !p.Stream() {
 			return bad("purpose unknown")
 		}
 	}

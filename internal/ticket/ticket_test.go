@@ -16,6 +16,7 @@ import (
 	"github.com/machinedash/sse/internal/jwttest"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
 
@@ -106,12 +107,12 @@ func TestNew(t *testing.T) {
 func TestIssueVerify(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		purpose Purpose
+		purpose purpose.Purpose
 		ttl     time.Duration
 	}{
-		{PurposeAny, DefaultTTL},
-		{PurposeAlerts, MinTTL},
-		{PurposeData, MaxTTL},
+		{purpose.Any, DefaultTTL},
+		{purpose.Alerts, MinTTL},
+		{purpose.Data, MaxTTL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.purpose.Name()+"/"+tt.ttl.String(), func(t *testing.T) {
@@ -148,7 +149,7 @@ func TestIssueVerify(t *testing.T) {
 			if err := json.Unmarshal(payload, &m); err != nil {
 				t.Fatal(err)
 			}
-			wantKeys := map[string]bool{"sub": true, "jti": true, "iat": true, "exp": true, "purpose": tt.purpose != PurposeAny}
+			wantKeys := map[string]bool{"sub": true, "jti": true, "iat": true, "exp": true, "purpose": tt.purpose != purpose.Any}
 			for k := range m {
 				if !wantKeys[k] {
 					t.Errorf("unexpected claim %q in %s", k, payload)
@@ -193,19 +194,19 @@ func TestIssueRefuses(t *testing.T) {
 	tests := []struct {
 		name    string
 		userID  string
-		purpose Purpose
+		purpose purpose.Purpose
 		ttl     time.Duration
 		wantErr error
 	}{
-		{"ttl 59s", "1", PurposeAny, 59 * time.Second, ErrBadTTL},
-		{"ttl 3601s", "1", PurposeAny, 3601 * time.Second, ErrBadTTL},
-		{"ttl not whole seconds", "1", PurposeAny, 90*time.Second + time.Millisecond, ErrBadTTL},
-		{"ttl zero", "1", PurposeAny, 0, ErrBadTTL},
-		{"purpose any spelled out", "1", Purpose("any"), DefaultTTL, ErrBadPurpose},
-		{"purpose unknown", "1", Purpose("Alerts"), DefaultTTL, ErrBadPurpose},
-		{"empty user", "", PurposeAny, DefaultTTL, ErrBadUserID},
-		{"user with space", "a b", PurposeAny, DefaultTTL, ErrBadUserID},
-		{"user too long", strings.Repeat("u", 129), PurposeAny, DefaultTTL, ErrBadUserID},
+		{"ttl 59s", "1", purpose.Any, 59 * time.Second, ErrBadTTL},
+		{"ttl 3601s", "1", purpose.Any, 3601 * time.Second, ErrBadTTL},
+		{"ttl not whole seconds", "1", purpose.Any, 90*time.Second + time.Millisecond, ErrBadTTL},
+		{"ttl zero", "1", purpose.Any, 0, ErrBadTTL},
+		{"purpose any spelled out", "1", purpose.Purpose("any"), DefaultTTL, ErrBadPurpose},
+		{"purpose unknown", "1", purpose.Purpose("Alerts"), DefaultTTL, ErrBadPurpose},
+		{"empty user", "", purpose.Any, DefaultTTL, ErrBadUserID},
+		{"user with space", "a b", purpose.Any, DefaultTTL, ErrBadUserID},
+		{"user too long", strings.Repeat("u", 129), purpose.Any, DefaultTTL, ErrBadUserID},
 	}
 	for _, tt := range tests {
 		tok, c, err := s.Issue(ctx, tt.userID, tt.purpose, tt.ttl)
@@ -221,7 +222,7 @@ func TestIssueRefuses(t *testing.T) {
 func TestIssueWithoutRedisReturnsNoToken(t *testing.T) {
 	t.Parallel()
 	s := offlineService(t, func() time.Time { return t0 })
-	tok, c, err := s.Issue(context.Background(), "1", PurposeAlerts, DefaultTTL)
+	tok, c, err := s.Issue(context.Background(), "1", purpose.Alerts, DefaultTTL)
 	if err == nil || tok != "" || c != (Claims{}) {
 		t.Fatalf("Issue with Redis down = %q, %+v, %v; want only an error", tok, c, err)
 	}
@@ -235,11 +236,11 @@ func TestVerifyRevoked(t *testing.T) {
 	s, rdb, _ := newService(t)
 	ctx := context.Background()
 
-	tok1, c1, err := s.Issue(ctx, "7", PurposeData, DefaultTTL)
+	tok1, c1, err := s.Issue(ctx, "7", purpose.Data, DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok2, c2, err := s.Issue(ctx, "7", PurposeData, DefaultTTL)
+	tok2, c2, err := s.Issue(ctx, "7", purpose.Data, DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestExpired(t *testing.T) {
 	t.Parallel()
 	s, rdb, clk := newService(t)
 	ctx := context.Background()
-	tok, c, err := s.Issue(ctx, "9", PurposeAlerts, MinTTL)
+	tok, c, err := s.Issue(ctx, "9", purpose.Alerts, MinTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestExpired(t *testing.T) {
 func TestVerifyRedisDown(t *testing.T) {
 	t.Parallel()
 	s, _, clk := newService(t)
-	tok, _, err := s.Issue(context.Background(), "1", PurposeAny, DefaultTTL)
+	tok, _, err := s.Issue(context.Background(), "1", purpose.Any, DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,57 +427,6 @@ func TestParseRefuses(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 		})
-	}
-}
-
-func TestPurpose(t *testing.T) {
-	t.Parallel()
-	parse := []struct {
-		in      string
-		want    Purpose
-		wantErr bool
-	}{
-		{"", PurposeAny, false},
-		{"alerts", PurposeAlerts, false},
-		{"data", PurposeData, false},
-		{"any", "", true},
-		{"Alerts", "", true},
-		{"both", "", true},
-		{" data", "", true},
-	}
-	for _, tt := range parse {
-		got, err := ParsePurpose(tt.in)
-		if tt.wantErr != (err != nil) || got != tt.want || (err != nil && !errors.Is(err, ErrBadPurpose)) {
-			t.Errorf("ParsePurpose(%q) = %q, %v", tt.in, got, err)
-		}
-	}
-
-	names := map[Purpose]string{PurposeAny: "any", PurposeAlerts: "alerts", PurposeData: "data"}
-	for p, want := range names {
-		if got := p.Name(); got != want {
-			t.Errorf("%q.Name() = %q, want %q", string(p), got, want)
-		}
-	}
-
-	allows := []struct {
-		ticket, want Purpose
-		ok           bool
-	}{
-		{PurposeAny, PurposeAlerts, true},
-		{PurposeAny, PurposeData, true},
-		{PurposeAlerts, PurposeAlerts, true},
-		{PurposeAlerts, PurposeData, false},
-		{PurposeData, PurposeData, true},
-		{PurposeData, PurposeAlerts, false},
-		{PurposeAny, PurposeAny, false},
-		{PurposeAlerts, PurposeAny, false},
-		{PurposeAny, Purpose("other"), false},
-		{Purpose("other"), Purpose("other"), false},
-	}
-	for _, tt := range allows {
-		if got := tt.ticket.Allows(tt.want); got != tt.ok {
-			t.Errorf("%s.Allows(%s) = %v, want %v", tt.ticket.Name(), tt.want.Name(), got, tt.ok)
-		}
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/machinedash/sse/internal/web"
 )
 
 // Handler is what lambda.Start takes for a BUFFERED function URL.
@@ -25,15 +27,14 @@ type Handler func(ctx context.Context, req events.LambdaFunctionURLRequest) (eve
 // Buffered adapts h.
 func Buffered(h http.Handler) Handler {
 	return func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+		w := &recorder{header: http.Header{}}
 		r, err := request(ctx, req)
 		if err != nil {
-			return events.LambdaFunctionURLResponse{
-				StatusCode: http.StatusBadRequest,
-				Headers:    map[string]string{"Content-Type": "application/json; charset=utf-8"},
-				Body:       `{"statusCode":400,"message":"Malformed request","error":"Bad Request"}`,
-			}, nil
+			// No request to hand on: the table's 400, answered for the
+			// event itself (a 4xx, so Fail logs nothing).
+			web.Fail(w, new(http.Request).WithContext(ctx), nil, web.ErrMalformedRequest)
+			return w.response(), nil
 		}
-		w := &recorder{header: http.Header{}}
 		h.ServeHTTP(w, r)
 		return w.response(), nil
 	}

@@ -1,15 +1,18 @@
-// Package web holds the HTTP plumbing every function shares: the seed's
-// JSON error body, CORS, the origin-secret check and the client IP.
+// Package web holds the HTTP plumbing every function shares: the one
+// table from errors to the seed's JSON error answers, bounded body reads,
+// CORS, the origin-secret check and the client IP.
 //
 // Invariants: an error body is exactly {statusCode, message, error} (plus
-// extra fields the caller names, such as the 429's currentConnections);
-// its message is one of ours, never an internal error's text. Every
-// response, errors included, carries the CORS headers of an allowed origin.
+// the extra fields its row names, such as the 429's currentConnections);
+// its message is one of the table's or an endpoint's own, never an
+// internal error's text. Only 5xx answers are logged. Every response,
+// errors included, carries the CORS headers of an allowed origin.
 package web
 
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,13 +21,9 @@ import (
 	"strings"
 )
 
-// Error writes the seed's error body with the given status and message.
-func Error(w http.ResponseWriter, status int, message string) {
-	ErrorWith(w, status, message, nil)
-}
-
-// ErrorWith writes the seed's error body plus extra top-level fields.
-func ErrorWith(w http.ResponseWriter, status int, message string, extra map[string]any) {
+// writeError writes the seed's error body plus extra top-level fields;
+// Fail is its one caller, so every error answer comes from the table.
+func writeError(w http.ResponseWriter, status int, message string, extra map[string]any) {
 	body := map[string]any{}
 	for k, v := range extra {
 		body[k] = v
@@ -55,7 +54,7 @@ func Method(w http.ResponseWriter, r *http.Request, method string) bool {
 		return true
 	}
 	w.Header().Set("Allow", method)
-	Error(w, http.StatusMethodNotAllowed, "Method not allowed")
+	Fail(w, r, nil, ErrMethod)
 	return false
 }
 
@@ -82,11 +81,11 @@ func Wrap(h http.Handler, o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cors(w, r, o.AllowedOrigins)
 		if headerBytes(r) > MaxHeaderBytes {
-			Error(w, http.StatusRequestHeaderFieldsTooLarge, "Request headers too large")
+			Fail(w, r, o.Log, ErrHeadersTooLarge)
 			return
 		}
 		if o.OriginSecret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(OriginHeader)), []byte(o.OriginSecret)) != 1 {
-			Error(w, http.StatusForbidden, "Requests must come through the service's public origin")
+			Fail(w, r, o.Log, ErrOrigin)
 			return
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
@@ -98,10 +97,8 @@ func Wrap(h http.Handler, o Options) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				if o.Log != nil {
-					o.Log.Error("handler panic", slog.Any("panic", v), slog.String("path", r.URL.Path))
-				}
-				Error(w, http.StatusInternalServerError, "Internal server error")
+				// No row: a 500 without details, logged with the value.
+				Fail(w, r, o.Log, fmt.Errorf("handler panic: %v", v))
 			}
 		}()
 		h.ServeHTTP(w, r)

@@ -6,12 +6,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/machinedash/sse/internal/registry"
+	"github.com/machinedash/sse/internal/ticket"
 )
 
 func TestErrorBody(t *testing.T) {
 	t.Parallel()
 	rec := httptest.NewRecorder()
-	Error(rec, 401, "Stream authentication required")
+	Fail(rec, httptest.NewRequest("GET", "/", nil), nil, ticket.ErrMissing)
 	if rec.Code != 401 || rec.Header().Get("Content-Type") != "application/json; charset=utf-8" {
 		t.Fatal(rec.Code, rec.Header())
 	}
@@ -20,7 +23,7 @@ func TestErrorBody(t *testing.T) {
 		t.Fatalf("%s", rec.Body)
 	}
 	rec = httptest.NewRecorder()
-	ErrorWith(rec, 429, "Data stream connection limit exceeded", map[string]any{"limits": map[string]int{"alerts": 1, "data": 1}})
+	Fail(rec, httptest.NewRequest("GET", "/", nil), nil, &Error{Err: registry.ErrUserLimit, Args: []any{"Data"}, Fields: map[string]any{"limits": map[string]int{"alerts": 1, "data": 1}}})
 	var m map[string]any
 	_ = json.Unmarshal(rec.Body.Bytes(), &m)
 	if m["error"] != "Too Many Requests" || m["statusCode"] != 429.0 || m["limits"] == nil {
@@ -30,7 +33,7 @@ func TestErrorBody(t *testing.T) {
 
 func TestWrapCORSAndOriginSecret(t *testing.T) {
 	t.Parallel()
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { Error(w, 400, "bad") })
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { Fail(w, r, nil, ErrBadRequest) })
 	h := Wrap(ok, Options{AllowedOrigins: []string{"https://dash.example.com"}, OriginSecret: "s3"})
 
 	for _, tc := range []struct {

@@ -1,0 +1,249 @@
+// Package loadbench drives the fan-out load harness (../shared/loadcmp, target redis-sse)
+// against builds of the local server and prints issue 14's table: for each binary, side by
+// side, the median of N runs of each figure of workload (a), an idle run and a saturation sweep.
+//
+// Every run starts from nothing: its own redis-server on a free port, seeded with the users'
+// devices, a fresh server process, one ticket per stream minted through the server, then one
+// loadcmp run. Runs alternate between the binaries (before, after, before, ...), so a slow
+// drift of the machine touches both sides alike. A run that another program shared ("other"
+// CPU above 0.1 cores, loadcmp's own threshold) or whose streams failed is reported, never
+// dropped: the medians include it. Every process it starts dies with it (parent-death signal)
+// and is stopped at the end of its run.
+package loadbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of run.
+const (
+	KindA     = "a"     // workload (a): latency, CPU per delivery, loss, connect under the workload's setup
+	KindIdle  = "idle"  // -rate 0: RSS per idle stream, connect all-up and p99
+	KindSweep = "sweep" // one rate of the saturation sweep
+)
+
+// Kind is one run's workload: its name and publish rate (updates/s over all devices).
+type Kind struct {
+	Name string
+	Rate float64
+}
+
+func (k Kind) String() string {
+	if k.Name == KindSweep {
+		return fmt.Sprintf("sweep-%g", k.Rate)
+	}
+	return k.Name
+}
+
+// Binary is one column of the table: a local-server binary, given as a path or built from a
+// git revision of Config.Repo.
+type Binary struct {
+	Name string // column header
+	Spec string // an executable file, or a git revision
+	path string // the executable, once resolved
+}
+
+// ParseBinary reads NAME=PATH-OR-REVISION (a bare value is its own name).
+func ParseBinary(s string) (Binary, error) {
+	name, spec, ok := strings.Cut(s, "=")
+	if !ok {
+		name, spec = s, s
+	}
+	if name == "" || spec == "" {
+		return Binary{}, fmt.Errorf("loadbench: binary %q: want NAME=PATH or NAME=REVISION", s)
+	}
+	return Binary{Name: name, Spec: spec}, nil
+}
+
+// Config is what to run. Zero values are not defaults: the command's flags give them.
+type Config struct {
+	Repo     string // the git repository revisions are built from
+	Harness  string // loadcmp's source folder (its scripts/ seed Redis and mint tickets)
+	Work     string // binaries, logs and results.jsonl go here
+	Binaries []Binary
+	Runs     int // repetitions of every kind, per binary
+
+	Streams, Devices, PerStream int
+	Rate                        float64       // workload (a)
+	Duration, Warmup            time.Duration // workload (a)
+	Idle                        time.Duration // the idle hold of every run (the idle run's RSS is read at its end)
+	Sweep                       []float64     // saturation sweep rates; none: no sweep
+	SweepDuration, SweepWarmup  time.Duration
+	Kinds                       []string // which of KindA, KindIdle, KindSweep to run
+
+	Log io.Writer // progress, one line per run
+}
+
+// kinds lists the runs of one repetition in the order they run.
+func (c Config) kinds() []Kind {
+	var ks []Kind
+	for _, name := range []string{KindA, KindIdle, KindSweep} {
+		if !contains(c.Kinds, name) {
+			continue
+		}
+		switch name {
+		case KindA:
+			ks = append(ks, Kind{Name: KindA, Rate: c.Rate})
+		case KindIdle:
+			ks = append(ks, Kind{Name: KindIdle})
+		case KindSweep:
+			for _, r := range c.Sweep {
+				ks = append(ks, Kind{Name: KindSweep, Rate: r})
+			}
+		}
+	}
+	return ks
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Check reports every problem of c at once.
+func (c Config) Check() error {
+	var errs []error
+	if len(c.Binaries) == 0 {
+		errs = append(errs, errors.New("no binary to measure (NAME=PATH or NAME=REVISION arguments)"))
+	}
+	seen := map[string]bool{}
+	for _, b := range c.Binaries {
+		if seen[b.Name] {
+			errs = append(errs, fmt.Errorf("binary name %q given twice", b.Name))
+		}
+		seen[b.Name] = true
+	}
+	if c.Runs < 1 {
+		errs = append(errs, fmt.Errorf("-runs %d: at least 1", c.Runs))
+	}
+	if c.Streams < 1 || c.Devices < 1 || c.PerStream < 1 || c.PerStream > c.Devices {
+		errs = append(errs, fmt.Errorf("-streams %d -devices %d -per-stream %d: all positive, per-stream <= devices", c.Streams, c.Devices, c.PerStream))
+	}
+	for _, k := range c.Kinds {
+		if k != KindA && k != KindIdle && k != KindSweep {
+			errs = append(errs, fmt.Errorf("-kinds: unknown kind %q (a, idle, sweep)", k))
+		}
+	}
+	if contains(c.Kinds, KindSweep) && len(c.Sweep) == 0 {
+		errs = append(errs, errors.New("-sweep: no rates for the sweep"))
+	}
+	for _, f := range []string{"seed.py", "tickets.py"} {
+		if _, err := os.Stat(filepath.Join(c.Harness, "scripts", f)); err != nil {
+			errs = append(errs, fmt.Errorf("-harness %s: no scripts/%s (the loadcmp source folder)", c.Harness, f))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseRates reads a comma-separated list of publish rates.
+func ParseRates(s string) ([]float64, error) {
+	var rates []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("loadbench: rate %q: want a positive number", f)
+		}
+		rates = append(rates, r)
+	}
+	return rates, nil
+}
+
+// Measure builds loadcmp and the binaries, runs every kind Runs times per binary, writes the
+// summary to out and returns the runs. Each run's loadcmp JSON line is appended to
+// Work/results.jsonl, and its processes' output kept in Work/runs/.
+func Measure(ctx context.Context, c Config, out io.Writer) ([]Run, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	for _, p := range []*string{&c.Repo, &c.Harness, &c.Work} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, err
+		}
+		*p = abs
+	}
+	if err := os.MkdirAll(filepath.Join(c.Work, "runs"), 0o755); err != nil {
+		return nil, err
+	}
+	loadcmp, err := buildHarness(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	for i := range c.Binaries {
+		if c.Binaries[i].path, err = resolve(ctx, c, c.Binaries[i]); err != nil {
+			return nil, err
+		}
+	}
+	kinds := c.kinds()
+	total := c.Runs * len(c.Binaries) * len(kinds)
+	fmt.Fprintf(c.Log, "loadbench: %d runs (%d kinds x %d binaries x %d), work folder %s, load average at start %s\n",
+		total, len(kinds), len(c.Binaries), c.Runs, c.Work, loadAvg())
+	started := time.Now()
+	var runs []Run
+	for rep := 1; rep <= c.Runs; rep++ {
+		for _, k := range kinds {
+			for _, b := range c.Binaries {
+				r := Run{Binary: b.Name, Kind: k, Rep: rep}
+				res, err := runOnce(ctx, c, loadcmp, b, k, fmt.Sprintf("%s-%s-%d", b.Name, k, rep))
+				if err != nil {
+					return runs, fmt.Errorf("loadbench: %s %s run %d: %w", b.Name, k, rep, err)
+				}
+				r.Result = res
+				runs = append(runs, r)
+				fmt.Fprintf(c.Log, "[%d/%d %s] %s\n", len(runs), total, time.Since(started).Round(time.Second), brief(r))
+			}
+		}
+	}
+	names := make([]string, len(c.Binaries))
+	for i, b := range c.Binaries {
+		names[i] = b.Name
+	}
+	fmt.Fprintf(out, "loadbench: %d streams x %d of %d devices, median of %d runs each, load average at the end %s\n\n",
+		c.Streams, c.PerStream, c.Devices, c.Runs, loadAvg())
+	return runs, Summary(out, runs, names, kinds)
+}
+
+// brief is a run's progress line.
+func brief(r Run) string {
+	res := r.Result
+	s := fmt.Sprintf("%s %s run %d: connect %.2fs p99 %.1fms", r.Binary, r.Kind, r.Rep, res.Connect.AllConnected, res.Connect.P99ms)
+	if r.Kind.Name == KindIdle {
+		s += fmt.Sprintf(", %.1f KiB/idle stream", res.Servers[0].IdleKiBPerStream)
+	} else {
+		s += fmt.Sprintf(", p99 %.2fms, %.1f µs/delivery (+redis %.1f), %.0f/s of %.0f nominal, lost %d",
+			res.Latency.P99, res.Servers[0].CPUUsPerDelivery, res.Servers[1].CPUUsPerDelivery,
+			res.Delivery.Achieved, res.Delivery.Nominal, res.Delivery.Lost)
+	}
+	s += fmt.Sprintf(`, other %.2f cores`, max(res.MachineBusy.OtherIdle, res.MachineBusy.OtherLoad))
+	if p := res.Problems(); len(p) > 0 {
+		s += " NOT CLEAN: " + strings.Join(p, ", ")
+	}
+	return s
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
