@@ -82,8 +82,22 @@ const notFoundCode = `function handler(event) {
 // addDistribution creates the one public origin: CloudFront in front of the
 // function URLs, caching disabled, HTTPS only.
 func (s *stack) addDistribution() awscloudfront.Distribution {
+	origin := s.functionOrigins()
+	dist := awscloudfront.NewDistribution(s.st, jsii.String("Distribution"), s.distributionProps(origin))
+	s.suppressDistributionFindings(dist)
+	// AddBehavior keeps the order; a Go map in DistributionProps would not.
+	for _, r := range Routes() {
+		dist.AddBehavior(jsii.String(r.Path), origin(r.Function), behavior(r.Methods))
+	}
+	return dist
+}
+
+// functionOrigins returns the origin of each function's URL, made once per
+// function: signed (origin access control) for the GET-only functions,
+// plain for the others, all carrying the origin secret.
+func (s *stack) functionOrigins() func(fn string) awscloudfront.IOrigin {
 	origins := map[string]awscloudfront.IOrigin{}
-	origin := func(fn string) awscloudfront.IOrigin {
+	return func(fn string) awscloudfront.IOrigin {
 		if o, ok := origins[fn]; ok {
 			return o
 		}
@@ -113,31 +127,39 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 		origins[fn] = o
 		return o
 	}
-	behavior := func(methods awscloudfront.AllowedMethods) *awscloudfront.AddBehaviorOptions {
-		return &awscloudfront.AddBehaviorOptions{
-			// https-only rather than redirect: a redirect would already have
-			// sent the ticket (query) or the access token (header) in clear.
-			ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_HTTPS_ONLY,
-			AllowedMethods:       methods,
-			CachedMethods:        awscloudfront.CachedMethods_CACHE_GET_HEAD(),
-			CachePolicy:          awscloudfront.CachePolicy_CACHING_DISABLED(),
-			// Every viewer header (Last-Event-ID, Authorization, Origin,
-			// Content-Type), every query string and the CloudFront headers
-			// (CloudFront-Viewer-Address), but not Host: a function URL only
-			// answers to its own host name.
-			OriginRequestPolicy: awscloudfront.OriginRequestPolicy_ALL_VIEWER_EXCEPT_HOST_HEADER(),
-			// Compression would buffer the event stream.
-			Compress: jsii.Bool(false),
-		}
-	}
+}
 
+// behavior is every route's behaviour: nothing cached, nothing compressed,
+// the viewer's request passed on whole but for Host.
+func behavior(methods awscloudfront.AllowedMethods) *awscloudfront.AddBehaviorOptions {
+	return &awscloudfront.AddBehaviorOptions{
+		// https-only rather than redirect: a redirect would already have
+		// sent the ticket (query) or the access token (header) in clear.
+		ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_HTTPS_ONLY,
+		AllowedMethods:       methods,
+		CachedMethods:        awscloudfront.CachedMethods_CACHE_GET_HEAD(),
+		CachePolicy:          awscloudfront.CachePolicy_CACHING_DISABLED(),
+		// Every viewer header (Last-Event-ID, Authorization, Origin,
+		// Content-Type), every query string and the CloudFront headers
+		// (CloudFront-Viewer-Address), but not Host: a function URL only
+		// answers to its own host name.
+		OriginRequestPolicy: awscloudfront.OriginRequestPolicy_ALL_VIEWER_EXCEPT_HOST_HEADER(),
+		// Compression would buffer the event stream.
+		Compress: jsii.Bool(false),
+	}
+}
+
+// defaultBehavior serves every path that is not a route: the edge answers
+// it with a 404 (notFoundCode); the health origin is only there because a
+// behaviour needs one.
+func (s *stack) defaultBehavior(origin func(fn string) awscloudfront.IOrigin) *awscloudfront.BehaviorOptions {
 	notFound := awscloudfront.NewFunction(s.st, jsii.String("NotFound"), &awscloudfront.FunctionProps{
 		Comment: jsii.String("404 for paths that are not SSE routes"),
 		Runtime: awscloudfront.FunctionRuntime_JS_2_0(),
 		Code:    awscloudfront.FunctionCode_FromInline(jsii.String(notFoundCode)),
 	})
 	def := behavior(awscloudfront.AllowedMethods_ALLOW_GET_HEAD())
-	defaultBehavior := &awscloudfront.BehaviorOptions{
+	return &awscloudfront.BehaviorOptions{
 		Origin:               origin("health"),
 		ViewerProtocolPolicy: def.ViewerProtocolPolicy,
 		AllowedMethods:       def.AllowedMethods,
@@ -150,15 +172,20 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 			Function:  notFound,
 		}},
 	}
+}
 
+// distributionProps are the distribution's settings: the default
+// behaviour, uncached errors, HTTP/2 and 3, and the custom domain and web
+// ACL when given.
+func (s *stack) distributionProps(origin func(fn string) awscloudfront.IOrigin) *awscloudfront.DistributionProps {
 	var errorResponses []*awscloudfront.ErrorResponse
+	defaultBehavior := s.defaultBehavior(origin)
 	for _, code := range cloudFrontCachedErrors {
 		errorResponses = append(errorResponses, &awscloudfront.ErrorResponse{
 			HttpStatus: jsii.Number(code),
 			Ttl:        awscdk.Duration_Seconds(jsii.Number(0)),
 		})
 	}
-
 	props := &awscloudfront.DistributionProps{
 		Comment:         jsii.String("Machine dashboard SSE"),
 		DefaultBehavior: defaultBehavior,
@@ -182,7 +209,12 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 	if s.props.WebACLArn != "" {
 		props.WebAclId = jsii.String(s.props.WebACLArn)
 	}
-	dist := awscloudfront.NewDistribution(s.st, jsii.String("Distribution"), props)
+	return props
+}
+
+// suppressDistributionFindings records why the distribution's cdk-nag
+// findings do not apply, each with its reason.
+func (s *stack) suppressDistributionFindings(dist awscloudfront.Distribution) {
 	suppress(dist, "AwsSolutions-CFR3", "Standard logging (legacy), the only kind a distribution's Logging "+
 		"property turns on, writes every request's query string, which carries the stream ticket (a bearer "+
 		"credential valid up to an hour), and cannot leave it out. Standard logging v2 can, but its delivery "+
@@ -203,11 +235,6 @@ func (s *stack) addDistribution() awscloudfront.Distribution {
 			"secret, and the stream function's concurrency is reserved. An ACL with a per-IP rate-based rule and "+
 			"the AWS managed common rule set costs about 7 USD a month plus 0.60 USD per million requests.")
 	}
-	// AddBehavior keeps the order; a Go map in DistributionProps would not.
-	for _, r := range Routes() {
-		dist.AddBehavior(jsii.String(r.Path), origin(r.Function), behavior(r.Methods))
-	}
-	return dist
 }
 
 // baseURL is the public https URL of the service, without a trailing slash.

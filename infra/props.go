@@ -236,17 +236,38 @@ func (p Props) withDefaults() Props {
 func (p Props) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	p.validateAssets(bad)
+	p.validateFunctions(bad)
+	errs = append(errs, p.validateCompute()...)
+	p.validateService(bad)
+	p.validateAccessToken(bad)
+	p.validateEdge(bad)
+	p.Ops.validate(p, bad)
+	if p.Existing != nil {
+		p.validateExisting(bad)
+	} else {
+		p.validateNewRedis(bad)
+	}
+	return errors.Join(errs...)
+}
 
+// validateAssets: every deployed function's bootstrap is under AssetRoot.
+func (p Props) validateAssets(bad func(format string, args ...any)) {
 	if p.AssetRoot == "" {
 		bad("assetRoot: required (the directory holding bin/<fn>/bootstrap)")
-	} else {
-		for _, fn := range p.functionNames() {
-			path := filepath.Join(p.AssetRoot, "bin", fn, "bootstrap")
-			if st, err := os.Stat(path); err != nil || st.IsDir() {
-				bad("assetRoot: %s is missing (run `make build`)", path)
-			}
+		return
+	}
+	for _, fn := range p.functionNames() {
+		path := filepath.Join(p.AssetRoot, "bin", fn, "bootstrap")
+		if st, err := os.Stat(path); err != nil || st.IsDir() {
+			bad("assetRoot: %s is missing (run `make build`)", path)
 		}
 	}
+}
+
+// validateFunctions checks the CORS origins and the stream function's
+// size and concurrency.
+func (p Props) validateFunctions(bad func(format string, args ...any)) {
 	for _, o := range p.DashboardOrigins {
 		if err := validOrigin(o); err != nil {
 			bad("dashboardOrigins: %q: %v", o, err)
@@ -259,7 +280,11 @@ func (p Props) Validate() error {
 	if p.StreamReservedConcurrency < 1 {
 		bad("streamReservedConcurrency: %d must be at least 1", p.StreamReservedConcurrency)
 	}
-	errs = append(errs, p.validateCompute()...)
+}
+
+// validateService checks the settings handed to the functions' environment:
+// heartbeat, logging and connection limits.
+func (p Props) validateService(bad func(format string, args ...any)) {
 	// CloudFront cuts an origin that sends nothing for OriginReadTimeout; two
 	// heartbeats per timeout leave room for one late or lost write.
 	if p.HeartbeatInterval < time.Second || p.HeartbeatInterval > OriginReadTimeout/2 {
@@ -281,6 +306,11 @@ func (p Props) Validate() error {
 	if p.MaxStreamsPerIP < 0 {
 		bad("maxStreamsPerIp: %d must not be negative", p.MaxStreamsPerIP)
 	}
+}
+
+// validateAccessToken checks how the ticket function verifies the main
+// app's access tokens.
+func (p Props) validateAccessToken(bad func(format string, args ...any)) {
 	if p.AccessTokenSecretArn != "" && p.AccessTokenPublicKey != "" {
 		bad("accessTokenSecretArn and accessTokenPublicKey: set at most one")
 	}
@@ -293,6 +323,11 @@ func (p Props) Validate() error {
 	if !claimPattern.MatchString(p.AccessTokenUserClaim) {
 		bad("accessTokenUserClaim: %q is not a claim name", p.AccessTokenUserClaim)
 	}
+}
+
+// validateEdge checks the alarm topic and the distribution's web ACL,
+// domain name and certificate.
+func (p Props) validateEdge(bad func(format string, args ...any)) {
 	if p.AlarmTopicArn != "" && !snsArnPattern.MatchString(p.AlarmTopicArn) {
 		bad("alarmTopicArn: %q is not an SNS topic ARN", p.AlarmTopicArn)
 	}
@@ -308,47 +343,50 @@ func (p Props) Validate() error {
 	if p.CertificateArn != "" && !acmArnPattern.MatchString(p.CertificateArn) {
 		bad("certificateArn: %q is not an ACM certificate ARN in us-east-1 (CloudFront needs us-east-1)", p.CertificateArn)
 	}
+}
 
-	p.Ops.validate(p, bad)
-
-	if e := p.Existing; e != nil {
-		if p.RedisSingleNode || p.RedisNodeType != DefaultRedisNodeType || len(p.RedisClientSecurityGroupIDs) > 0 {
-			bad("redisNodeType, redisSingleNode, redisClientSecurityGroupIds: only for a new Redis, not with vpcId")
-		}
-		if !vpcIDPattern.MatchString(e.VpcID) {
-			bad("vpcId: %q is not a VPC id", e.VpcID)
-		}
-		if len(e.SubnetIDs) == 0 {
-			bad("subnetIds: required with vpcId (the private subnets the functions run in)")
-		}
-		for _, s := range e.SubnetIDs {
-			if !subnetIDPattern.MatchString(s) {
-				bad("subnetIds: %q is not a subnet id", s)
-			}
-		}
-		if !sgIDPattern.MatchString(e.SecurityGroupID) {
-			bad("securityGroupId: %q is not a security group id", e.SecurityGroupID)
-		}
-		if host, port, err := net.SplitHostPort(e.RedisEndpoint); err != nil || host == "" || !validPort(port) {
-			bad("redisEndpoint: %q is not host:port", e.RedisEndpoint)
-		}
-		if e.RedisUsername != "" && !redisUserPattern.MatchString(e.RedisUsername) {
-			bad("redisUsername: %q is not an ElastiCache user name", e.RedisUsername)
-		}
-		if e.RedisAuthSecretArn != "" && !secretArnPattern.MatchString(e.RedisAuthSecretArn) {
-			bad("redisAuthSecretArn: %q is not a complete Secrets Manager ARN (with its 6-character suffix)", e.RedisAuthSecretArn)
-		}
-	} else {
-		if !nodeTypePattern.MatchString(p.RedisNodeType) {
-			bad("redisNodeType: %q is not a cache node type", p.RedisNodeType)
-		}
-		for _, id := range p.RedisClientSecurityGroupIDs {
-			if !sgIDPattern.MatchString(id) {
-				bad("redisClientSecurityGroupIds: %q is not a security group id", id)
-			}
+// validateExisting checks the existing VPC and Redis p.Existing names;
+// the new-Redis settings do not apply to them.
+func (p Props) validateExisting(bad func(format string, args ...any)) {
+	e := p.Existing
+	if p.RedisSingleNode || p.RedisNodeType != DefaultRedisNodeType || len(p.RedisClientSecurityGroupIDs) > 0 {
+		bad("redisNodeType, redisSingleNode, redisClientSecurityGroupIds: only for a new Redis, not with vpcId")
+	}
+	if !vpcIDPattern.MatchString(e.VpcID) {
+		bad("vpcId: %q is not a VPC id", e.VpcID)
+	}
+	if len(e.SubnetIDs) == 0 {
+		bad("subnetIds: required with vpcId (the private subnets the functions run in)")
+	}
+	for _, s := range e.SubnetIDs {
+		if !subnetIDPattern.MatchString(s) {
+			bad("subnetIds: %q is not a subnet id", s)
 		}
 	}
-	return errors.Join(errs...)
+	if !sgIDPattern.MatchString(e.SecurityGroupID) {
+		bad("securityGroupId: %q is not a security group id", e.SecurityGroupID)
+	}
+	if host, port, err := net.SplitHostPort(e.RedisEndpoint); err != nil || host == "" || !validPort(port) {
+		bad("redisEndpoint: %q is not host:port", e.RedisEndpoint)
+	}
+	if e.RedisUsername != "" && !redisUserPattern.MatchString(e.RedisUsername) {
+		bad("redisUsername: %q is not an ElastiCache user name", e.RedisUsername)
+	}
+	if e.RedisAuthSecretArn != "" && !secretArnPattern.MatchString(e.RedisAuthSecretArn) {
+		bad("redisAuthSecretArn: %q is not a complete Secrets Manager ARN (with its 6-character suffix)", e.RedisAuthSecretArn)
+	}
+}
+
+// validateNewRedis checks the settings of the Redis the stack creates.
+func (p Props) validateNewRedis(bad func(format string, args ...any)) {
+	if !nodeTypePattern.MatchString(p.RedisNodeType) {
+		bad("redisNodeType: %q is not a cache node type", p.RedisNodeType)
+	}
+	for _, id := range p.RedisClientSecurityGroupIDs {
+		if !sgIDPattern.MatchString(id) {
+			bad("redisClientSecurityGroupIds: %q is not a security group id", id)
+		}
+	}
 }
 
 // functionNames are the functions this configuration deploys.
