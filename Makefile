@@ -6,8 +6,8 @@ GOFLAGS_FN  := -tags lambda.norpc -trimpath -ldflags='-s -w'
 # (internal/devserver, headless Chromium) takes 65-80 s on a loaded 2-core
 # machine, the whole root module about 3 minutes. GO_TEST stays overridable.
 TEST_TIMEOUT ?= 5m
-# The CDK tests synthesize the stack through node (jsii): about INFRA_TIME.
-INFRA_TEST_TIMEOUT ?= 10m
+# The CDK tests synthesize the stack through node (jsii): about 25 s.
+INFRA_TEST_TIMEOUT ?= 3m
 GO_TEST     ?= go test -race -count=1 -timeout=$(TEST_TIMEOUT)
 # The CDK CLI comes from npm at a pinned version, installed in a folder that
 # `go test ./...` ignores (a node_modules/ inside the module tree breaks it).
