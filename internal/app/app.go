@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -84,11 +82,11 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.NeedsSecretsManager() {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		sm, err := config.NewSecretsManager(getenv)
 		if err != nil {
-			return nil, fmt.Errorf("aws config: %w", err)
+			return nil, fmt.Errorf("invalid configuration:\n%w", err)
 		}
-		if err := cfg.Resolve(ctx, config.SecretsManager{API: secretsmanager.NewFromConfig(awsCfg)}); err != nil {
+		if err := cfg.Resolve(ctx, sm); err != nil {
 			return nil, fmt.Errorf("invalid configuration:\n%w", err)
 		}
 	} else if err := cfg.Resolve(ctx, nil); err != nil {
