@@ -29,56 +29,60 @@ import (
 // maxBody bounds the ticket request body.
 const maxBody = 4 << 10
 
-// Ticket serves POST /sse/stream-ticket.
-func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger) http.Handler {
+// Ticket serves POST /sse/stream-ticket. Each 4xx leaves one "ticket
+// refused" line (web.Refusal), with the client IP read as trustedIP says.
+func Ticket(v *access.Verifier, tickets *ticket.Service, log *slog.Logger, trustedIP string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !web.Method(w, r, http.MethodPost) {
 			return
 		}
+		f := &web.Refusal{W: w, R: r, Logger: log, What: "ticket", IP: web.ClientIP(r, trustedIP)}
 		tok, err := access.BearerToken(r.Header.Get("Authorization"))
 		if err != nil {
-			web.Fail(w, r, log, err)
+			f.Deny("no access token", err)
 			return
 		}
 		user, err := v.UserID(tok)
 		if err != nil {
-			web.Fail(w, r, log, err)
+			f.Deny("invalid access token", err)
 			return
 		}
+		f.User = user
 		var body struct {
 			TTLSeconds json.RawMessage `json:"ttlSeconds"`
 			Purpose    json.RawMessage `json:"purpose"`
 		}
 		raw, err := web.ReadBody(w, r, maxBody)
 		if err != nil {
-			web.Fail(w, r, log, err)
+			f.Deny("body too large", err)
 			return
 		}
 		if len(raw) > 0 {
 			if err := json.Unmarshal(raw, &body); err != nil {
-				web.Fail(w, r, log, web.WithMessage(web.ErrBadRequest, "Request body must be a JSON object"))
+				f.Deny("body not a JSON object", web.WithMessage(web.ErrBadRequest, "Request body must be a JSON object"))
 				return
 			}
 		}
 		ttl, err := ticket.ParseTTL(body.TTLSeconds)
 		if err != nil {
-			web.Fail(w, r, log, ticket.ErrBadTTL)
+			f.Deny("ttlSeconds", ticket.ErrBadTTL)
 			return
 		}
-		purpose, err := parsePurpose(body.Purpose)
+		p, err := parsePurpose(body.Purpose)
 		if err != nil {
-			web.Fail(w, r, log, ticket.ErrBadPurpose)
+			f.Deny("purpose", ticket.ErrBadPurpose)
 			return
 		}
-		token, c, err := tickets.Issue(r.Context(), user, purpose, ttl)
-		if errors.Is(err, ticket.ErrRateLimited) {
-			log.InfoContext(r.Context(), "ticket refused", slog.String("user", user), slog.String("reason", "rate limit"))
-		}
-		if err != nil {
+		token, c, err := tickets.Issue(r.Context(), user, p, ttl)
+		switch {
+		case errors.Is(err, ticket.ErrRateLimited):
+			f.Deny("rate limit", err)
+			return
+		case err != nil:
 			web.Fail(w, r, log, web.Unavailable(err))
 			return
 		}
-		log.InfoContext(r.Context(), "ticket issued", slog.String("user", user), slog.String("purpose", purpose.Name()), slog.Int("ttl", int(ttl/time.Second)))
+		log.InfoContext(r.Context(), "ticket issued", slog.String("user", user), slog.String("purpose", p.Name()), slog.Int("ttl", int(ttl/time.Second)))
 		web.JSON(w, http.StatusOK, map[string]any{
 			"ticket":           token,
 			"expiresInSeconds": int(ttl / time.Second),

@@ -256,7 +256,7 @@ func (a *App) Routes() map[string]http.Handler {
 		routes["/sse/status"] = api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
 	}
 	if a.Access != nil && a.Tickets != nil {
-		routes["/sse/stream-ticket"] = api.Ticket(a.Access, a.Tickets, a.Log)
+		routes["/sse/stream-ticket"] = api.Ticket(a.Access, a.Tickets, a.Log, a.Config.TrustedClientIPHeader)
 	}
 	return routes
 }

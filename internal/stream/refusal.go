@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
@@ -10,10 +9,10 @@ import (
 )
 
 // refusal answers a connect that is not admitted, and logs why exactly
-// once: at info for the client's own trouble (bad parameters, ticket,
-// ownership, limits, superseded, gone), at warn for the service's (Redis).
-// The line names the purpose, the user once the ticket is read, the client
-// IP and the reason; never the ticket, a cursor or the query.
+// once (web.Refusal's line, "stream refused"): at info for the client's
+// own trouble (bad parameters, ticket, ownership, limits, superseded,
+// gone), at warn for the service's (Redis). The line names the purpose,
+// the user once the ticket is read, the client IP and the reason.
 type refusal struct {
 	h       *Handler
 	w       http.ResponseWriter
@@ -22,22 +21,20 @@ type refusal struct {
 	user    string // "" until the ticket is read
 }
 
+func (f *refusal) line() *web.Refusal {
+	return &web.Refusal{
+		W: f.w, R: f.r, Logger: f.h.d.Log, What: "stream",
+		IP: web.ClientIP(f.r, f.h.d.TrustedIP), User: f.user,
+		Attrs: []slog.Attr{slog.String("purpose", string(f.purpose))},
+	}
+}
+
 func (f *refusal) log(level slog.Level, status int, reason string) {
-	attrs := []slog.Attr{
-		slog.String("purpose", string(f.purpose)), slog.Int("status", status), slog.String("reason", reason),
-		slog.String("ip", web.ClientIP(f.r, f.h.d.TrustedIP)),
-	}
-	if f.user != "" {
-		attrs = append(attrs, slog.String("user", f.user))
-	}
-	f.h.d.Log.LogAttrs(context.Background(), level, "stream refused", attrs...)
+	f.line().Note(level, status, reason)
 }
 
 // deny answers err from the error table (web.Fail).
-func (f *refusal) deny(reason string, err error) {
-	f.log(slog.LevelInfo, web.Status(err), reason)
-	web.Fail(f.w, f.r, f.h.d.Log, err)
-}
+func (f *refusal) deny(reason string, err error) { f.line().Deny(reason, err) }
 
 // superseded answers 204, which ends a native EventSource for good.
 func (f *refusal) superseded(reason string) {
