@@ -245,6 +245,18 @@ func (e *Env) WaitTimers(n int) {
 	}
 }
 
+// LogLines returns the service's log lines with message msg, decoded.
+func (e *Env) LogLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range strings.Split(e.Logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Log is a log sink safe for concurrent writers.
 type Log struct {
 	mu sync.Mutex

@@ -50,6 +50,8 @@ func (e *env) get(path string, hdr ...string) *http.Response {
 	e.t.Helper()
 	return e.Get(path, hdr...)
 }
+func (e *env) logLines(msg string) []map[string]any { return e.LogLines(msg) }
+
 func (e *env) waitTimers(n int) { e.t.Helper(); e.WaitTimers(n) }
 
 // event is one parsed SSE event.

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -82,16 +81,4 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 			t.Errorf("refusal %d: %v", i, m)
 		}
 	}
-}
-
-// logLines returns the service's log lines with message msg, decoded.
-func (e *env) logLines(msg string) []map[string]any {
-	var out []map[string]any
-	for _, l := range strings.Split(e.logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
 }
