@@ -26,7 +26,7 @@ func TestStatus(t *testing.T) {
 	bin := lambdatest.Build(t, ".")
 	rdb, prefix := redistest.Client(t)
 	keys := config.DefaultKeys().WithPrefix(prefix)
-	tickets, err := ticket.New([]byte(ticketSecret), rdb, keys.SSEPrefix+"ticket:", nil)
+	tickets, err := ticket.New([]byte(ticketSecret), rdb, keys.Ticket(""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/lambdatest"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ticket"
@@ -113,7 +114,7 @@ func benchProcess(b *testing.B, bin string, streams, conc int) {
 			<-tick.C
 			pipe := e.rdb.Pipeline()
 			for _, p := range payloads {
-				pipe.Publish(ctx, e.keys.ChannelSPC, p)
+				pipe.Publish(ctx, e.keys.Channel(channel.SPC), p)
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
 				b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/lambdatest"
 	"github.com/machinedash/sse/internal/purpose"
@@ -89,10 +90,10 @@ func TestStream(t *testing.T) {
 			channel string
 			event   string
 		}{
-			{realtime, e.keys.ChannelRealtime, "realtime-update"},
-			{bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":221`), 1), e.keys.ChannelRealtime, "realtime-update"},
-			{lambdatest.Event(t, "spc.json"), e.keys.ChannelSPC, "spc-update"},
-			{lambdatest.Event(t, "spc-series.json"), e.keys.ChannelSPCSeries, "spc-series-update"},
+			{realtime, e.keys.Channel(channel.Realtime), "realtime-update"},
+			{bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":221`), 1), e.keys.Channel(channel.Realtime), "realtime-update"},
+			{lambdatest.Event(t, "spc.json"), e.keys.Channel(channel.SPC), "spc-update"},
+			{lambdatest.Event(t, "spc-series.json"), e.keys.Channel(channel.SPCSeries), "spc-series-update"},
 		} {
 			before := len(s.chunks)
 			evs, latency := s.publish(t, e.rdb, m.channel, m.payload)
@@ -167,7 +168,7 @@ func TestStream(t *testing.T) {
 				t.Fatalf("invocation %d: first event %+v, want system connected", i, ev)
 			}
 			payload := bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":`+t1), 1)
-			evs, latency := s.publish(t, e.rdb, e.keys.ChannelRealtime, payload)
+			evs, latency := s.publish(t, e.rdb, e.keys.Channel(channel.Realtime), payload)
 			if len(evs) != 1 || evs[0].Name != "realtime-update" {
 				t.Fatalf("invocation %d: events %+v, want one realtime-update", i, evs)
 			}
@@ -183,7 +184,7 @@ func TestStream(t *testing.T) {
 			if i == 0 {
 				// Between invocations: the process is idle in GET next.
 				stale := bytes.Replace(realtime, []byte(`"T1":220`), []byte(`"T1":999`), 1)
-				if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.ChannelRealtime, stale).Err(); err != nil {
+				if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.Channel(channel.Realtime), stale).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -214,7 +215,7 @@ func TestStream(t *testing.T) {
 		// before the owned one.
 		alert := lambdatest.Event(t, "alert.json")
 		foreign := bytes.Replace(alert, []byte(`"deviceId":"C02"`), []byte(`"deviceId":"C99"`), 1)
-		if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.ChannelAlerts, foreign).Err(); err != nil {
+		if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.Channel(channel.Alert), foreign).Err(); err != nil {
 			t.Fatal(err)
 		}
 		for i, m := range []struct {
@@ -222,8 +223,8 @@ func TestStream(t *testing.T) {
 			channel string
 			event   string
 		}{
-			{alert, e.keys.ChannelAlerts, "machine-alert"},
-			{lambdatest.Event(t, "alarm.json"), e.keys.ChannelAlarms, "alarm-update"},
+			{alert, e.keys.Channel(channel.Alert), "machine-alert"},
+			{lambdatest.Event(t, "alarm.json"), e.keys.Channel(channel.Alarm), "alarm-update"},
 		} {
 			evs, latency := s.publish(t, e.rdb, m.channel, m.payload)
 			if len(evs) != 1 || evs[0].Name != m.event {
@@ -253,7 +254,7 @@ func TestStream(t *testing.T) {
 		e := newEnv(t)
 		e.own(t, "C02", "C03")
 		// A well-formed ticket signed with another secret.
-		other, err := ticket.New([]byte("another-secret-0123456789abcdefghijkl"), e.rdb, e.keys.SSEPrefix+"ticket:", nil)
+		other, err := ticket.New([]byte("another-secret-0123456789abcdefghijkl"), e.rdb, e.keys.Ticket(""), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +320,7 @@ func newEnv(t testing.TB, extra ...string) env {
 	t.Helper()
 	rdb, prefix := redistest.Client(t)
 	keys := config.DefaultKeys().WithPrefix(prefix)
-	tickets, err := ticket.New([]byte(ticketSecret), rdb, keys.SSEPrefix+"ticket:", nil)
+	tickets, err := ticket.New([]byte(ticketSecret), rdb, keys.Ticket(""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

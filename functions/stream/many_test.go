@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/lambdatest"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ticket"
@@ -67,7 +68,7 @@ func TestManyStreams(t *testing.T) {
 		pipe := e.rdb.Pipeline()
 		cmds := make([]*redis.IntCmd, n)
 		for i, s := range streams {
-			cmds[i] = pipe.ZCard(ctx, e.keys.SSEPrefix+"conns:"+s.user+":data")
+			cmds[i] = pipe.ZCard(ctx, e.keys.UserLeases(s.user, purpose.Data))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatal(err)
@@ -245,7 +246,7 @@ func TestShutdown(t *testing.T) {
 	}
 	// Every lease was released before the exit.
 	for i := range n - 1 {
-		key := e.keys.SSEPrefix + "conns:sd" + strconv.Itoa(i) + ":data"
+		key := e.keys.UserLeases("sd"+strconv.Itoa(i), purpose.Data)
 		if c, err := e.rdb.ZCard(ctx, key).Result(); err != nil || c != 0 {
 			t.Errorf("%s holds %d leases (%v) after shutdown, want 0", key, c, err)
 		}
@@ -262,7 +263,7 @@ func parallelWithRedis(t *testing.T) {
 func (e env) publishRealtime(t *testing.T, device string, round int) {
 	t.Helper()
 	msg := fmt.Sprintf(`{"deviceId":%q,"data":{"round":%d}}`, device, round)
-	if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.ChannelRealtime, msg).Err(); err != nil {
+	if err := e.rdb.Publish(lambdatest.Within(t, 3*time.Second), e.keys.Channel(channel.Realtime), msg).Err(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -37,7 +37,7 @@ func TestTicketEndpoint(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
 	e.Issued(out.Ticket)
-	ttl := e.RDB.TTL(t.Context(), e.Keys.SSEPrefix+"ticket:"+out.TicketID).Val()
+	ttl := e.RDB.TTL(t.Context(), e.Keys.Ticket(out.TicketID)).Val()
 	if ttl < 119*time.Second || ttl > 120*time.Second {
 		t.Fatalf("record TTL %v", ttl)
 	}

@@ -26,7 +26,7 @@ func TestTicketIssueIsRateLimitedPerUser(t *testing.T) {
 		e.Issued(out.Ticket)
 	}
 	records := func() int {
-		keys, err := e.RDB.Keys(t.Context(), e.Keys.SSEPrefix+"ticket:*").Result()
+		keys, err := e.RDB.Keys(t.Context(), e.Keys.Ticket("*")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

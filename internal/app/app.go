@@ -171,11 +171,11 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	}
 	a := &App{Config: cfg, Log: log, Redis: rdb, Clock: clock}
 	if cfg.StreamTicketSecret.Value != "" {
-		t, err := ticket.New([]byte(cfg.StreamTicketSecret.Value), rdb, cfg.Keys.SSEPrefix+"ticket:", clock.Now)
+		t, err := ticket.New([]byte(cfg.StreamTicketSecret.Value), rdb, cfg.Keys.Ticket(""), clock.Now)
 		if err != nil {
 			return nil, fmt.Errorf("STREAM_TICKET_SECRET: %w", err)
 		}
-		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.SSEPrefix+"ticketrate:")
+		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.TicketRate(""))
 		t.TrackGeneration(cfg.Keys.UserGeneration)
 		a.Tickets = t
 	}
@@ -223,23 +223,11 @@ func LeaseTTL(heartbeat time.Duration) time.Duration { return 2*heartbeat + 5*ti
 // ResumeWindow is how long an ended stream's cursor stays valid.
 const ResumeWindow = 2 * time.Minute
 
-// Channels maps the configured channel names to kinds.
+// Channels is what the hub subscribes to: every configured channel with
+// its kind, and the control channel.
 func Channels(k config.Keys) pubsub.Channels {
-	return pubsub.Channels{
-		Kinds: map[string]pubsub.Kind{
-			k.ChannelRealtime:  pubsub.KindRealtime,
-			k.ChannelSPC:       pubsub.KindSPC,
-			k.ChannelSPCSeries: pubsub.KindSPCSeries,
-			k.ChannelAlerts:    pubsub.KindAlert,
-			k.ChannelAlarms:    pubsub.KindAlarm,
-		},
-		Control: ControlChannel(k),
-	}
+	return pubsub.Channels{Kinds: k.Channels(), Control: k.Control()}
 }
-
-// ControlChannel carries "evict <leaseID>" and "close <leaseID>" between
-// processes.
-func ControlChannel(k config.Keys) string { return k.SSEPrefix + "control" }
 
 // Routes returns the handlers by pattern, each wrapped with CORS and the
 // origin check. Only the parts the app was configured for are present.

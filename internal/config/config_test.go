@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/machinedash/sse/internal/channel"
 )
 
 func env(m map[string]string) func(string) string {
@@ -28,7 +31,7 @@ func TestLoadDefaults(t *testing.T) {
 		c.StreamMaxDuration != 0 || c.AccessTokenUserClaim != "sub" || c.MaxConcurrency != 1 {
 		t.Fatalf("defaults: %+v", c)
 	}
-	if c.Keys != DefaultKeys() {
+	if !reflect.DeepEqual(c.Keys, DefaultKeys()) {
 		t.Fatalf("keys: %+v", c.Keys)
 	}
 	if got := c.Keys.UserDevices("7"); got != "sse:user:7:devices" {
@@ -70,7 +73,7 @@ func TestLoadValues(t *testing.T) {
 		c.HeartbeatInterval != 10*time.Second || c.RealtimeMinInterval != 250*time.Millisecond ||
 		c.MaxDevicesPerStream != 3 || c.MaxAlertStreams != 2 || c.MaxDataStreams != 4 || c.MaxStreamsPerIP != 9 ||
 		c.ConnectionLimitPolicy != "reject" || c.StreamMaxDuration != 90*time.Second || c.LogLevel.String() != "DEBUG" ||
-		c.Keys.ChannelAlerts != "x:alerts" || c.Keys.UserDevices("1") != "owners:1" || c.MaxConcurrency != 200 {
+		c.Keys.Channel(channel.Alert) != "x:alerts" || c.Keys.UserDevices("1") != "owners:1" || c.MaxConcurrency != 200 {
 		t.Fatalf("%+v", c)
 	}
 	if fmt.Sprint(c.CORSAllowedOrigins) != "[https://dash.example.com http://localhost:5173]" {
@@ -193,7 +196,7 @@ func TestKeysEnvRoundTrip(t *testing.T) {
 		t.Fatalf("%d settings", len(env))
 	}
 	c, err := Load(func(k string) string { return env[k] })
-	if err != nil || c.Keys != want {
+	if err != nil || !reflect.DeepEqual(c.Keys, want) {
 		t.Fatalf("%+v %v", c.Keys, err)
 	}
 }

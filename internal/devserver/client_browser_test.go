@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/devserver"
 	"github.com/machinedash/sse/internal/redistest"
@@ -116,7 +117,7 @@ func (r *realServer) alert(t *testing.T, device string, n int, at time.Time) {
 	pipe := r.rdb.Pipeline()
 	pipe.LPush(ctx, r.keys.AlertHistory(device), p)
 	pipe.LTrim(ctx, r.keys.AlertHistory(device), 0, 99)
-	pipe.Publish(ctx, r.keys.ChannelAlerts, p)
+	pipe.Publish(ctx, r.keys.Channel(channel.Alert), p)
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Errorf("publish: %v", err)
 	}

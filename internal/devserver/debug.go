@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/sim"
 	"github.com/machinedash/sse/internal/web"
@@ -106,7 +107,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	var n int64
 	if body.Kind == KindMalformed {
-		n, err = a.Redis.Publish(r.Context(), a.Config.Keys.ChannelRealtime, "not json: "+body.DeviceID).Result()
+		n, err = a.Redis.Publish(r.Context(), a.Config.Keys.Channel(channel.Realtime), "not json: "+body.DeviceID).Result()
 	} else {
 		n, err = sim.Publish(r.Context(), a.Redis, a.Config.Keys, body.Kind, body.DeviceID, body.Data, a.Clock.Now())
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -436,7 +437,7 @@ func TestRealRedisRunsTheService(t *testing.T) {
 	env["HEARTBEAT_INTERVAL"] = "1s"
 	env["REDIS_URL"] = redistest.URL(t)
 	s := start(t, env, devserver.Options{Simulate: true})
-	if s.App.Config.Keys != k {
+	if !reflect.DeepEqual(s.App.Config.Keys, k) {
 		t.Fatalf("keys %+v, want the test's prefix", s.App.Config.Keys)
 	}
 	exerciseRedis(t, s)
@@ -477,7 +478,7 @@ func exerciseRedis(t *testing.T, s *devserver.Server) {
 	// over its ended lease (which the resume deletes).
 	last := next(t, first, "realtime-update").id
 	lease, _, _ := strings.Cut(last, ".")
-	leaseKey := keys.SSEPrefix + "conn:" + lease
+	leaseKey := keys.Lease(lease)
 	stopFirst()
 	deadline := time.Now().Add(wait)
 	for rdb.HGet(ctx, leaseKey, "state").Val() != "ended" {

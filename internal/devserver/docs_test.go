@@ -142,3 +142,14 @@ func TestPlainMakeIsHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeMatchesRedisContract: README's Redis table is the one rendered
+// from the key table and the channel kinds (config.RedisTable), so a key,
+// a channel or an event name cannot change in one and not the other.
+func TestReadmeMatchesRedisContract(t *testing.T) {
+	t.Parallel()
+	contract := section(t, readRoot(t, "README.md"), "Redis contract")
+	if want := config.RedisTable(); !strings.Contains(contract, "\n"+want+"\n") {
+		t.Fatalf("README's Redis contract table is not config.RedisTable(); replace it with:\n%s", want)
+	}
+}

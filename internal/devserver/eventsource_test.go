@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/devserver"
 	"github.com/machinedash/sse/internal/purpose"
@@ -94,7 +95,7 @@ func TestPlainEventSourceSurvivesRotationsAndTicketExpiry(t *testing.T) {
 			pipe := rdb.Pipeline()
 			pipe.LPush(context.Background(), k.AlertHistory(dev), p)
 			pipe.LTrim(context.Background(), k.AlertHistory(dev), 0, 99)
-			pipe.Publish(context.Background(), k.ChannelAlerts, p)
+			pipe.Publish(context.Background(), k.Channel(channel.Alert), p)
 			if _, err := pipe.Exec(context.Background()); err != nil {
 				t.Errorf("publish: %v", err)
 				return

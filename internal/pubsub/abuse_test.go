@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
@@ -87,7 +88,7 @@ func TestUnansweredBarrierResetsEvenWithoutItsCaller(t *testing.T) {
 	p := newFreezer(t, redistest.URL(t))
 	rdb := redis.NewClient(&redis.Options{Addr: p.addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	h := NewHub(rdb, Channels{Kinds: map[string]Kind{redistest.Prefix() + "rt": KindRealtime}}, slog.New(slog.DiscardHandler), nil)
+	h := NewHub(rdb, Channels{Kinds: map[string]*channel.Kind{redistest.Prefix() + "rt": channel.Realtime}}, slog.New(slog.DiscardHandler), nil)
 	h.barrierTimeout = 300 * time.Millisecond
 	t.Cleanup(h.Close)
 	a, err := h.Subscribe(t.Context(), "a", Filter{Devices: []string{"A"}}, QueueLimits{Capacity: 4})

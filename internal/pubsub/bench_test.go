@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/machinedash/sse/internal/channel"
 )
 
 // Benchmarks of the in-process part of a delivery, without Redis: parse
@@ -35,12 +37,12 @@ func BenchmarkParse(b *testing.B) {
 	now := time.Now()
 	for _, tc := range []struct {
 		name    string
-		kind    Kind
+		kind    *channel.Kind
 		payload string
 	}{
-		{"realtime", KindRealtime, realtimePayload("C042", 123456)},
+		{"realtime", channel.Realtime, realtimePayload("C042", 123456)},
 		// No timestamp: Parse appends one.
-		{"spc-add-timestamp", KindSPC, `{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":123456,"CYCT":31.52,"ECUSH":5.01,"EIPM":1412.7,"EIPSE":0.41,"EPLST":9.46,"ETS":3.12}}}`},
+		{"spc-add-timestamp", channel.SPC, `{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":123456,"CYCT":31.52,"ECUSH":5.01,"EIPM":1412.7,"EIPSE":0.41,"EPLST":9.46,"ETS":3.12}}}`},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			p := []byte(tc.payload)
@@ -66,16 +68,16 @@ func BenchmarkRoute(b *testing.B) {
 	)
 	for _, tc := range []struct {
 		name    string
-		kind    Kind
+		kind    *channel.Kind
 		channel string
 	}{
 		// Realtime with no throttle goes through the per-device slot;
 		// SPC through the FIFO. Both are data kinds.
-		{"realtime", KindRealtime, "rt"},
-		{"spc", KindSPC, "spc"},
+		{"realtime", channel.Realtime, "rt"},
+		{"spc", channel.SPC, "spc"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			h := NewHub(nil, Channels{Kinds: map[string]Kind{"rt": KindRealtime, "spc": KindSPC}, Control: "ctl"},
+			h := NewHub(nil, Channels{Kinds: map[string]*channel.Kind{"rt": channel.Realtime, "spc": channel.SPC}, Control: "ctl"},
 				slog.New(slog.DiscardHandler), time.Now)
 			queues := make([][]*Subscription, devices)
 			payloads := make([]string, devices)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 )
 
@@ -27,7 +28,7 @@ var ErrUnavailable = errors.New("pubsub: redis subscription unavailable")
 // channel on which processes address one stream by id (Evict, CloseStream);
 // empty disables it.
 type Channels struct {
-	Kinds   map[string]Kind
+	Kinds   map[string]*channel.Kind
 	Control string
 }
 
@@ -475,7 +476,7 @@ func (h *Hub) route(channel, payload string) {
 	r := h.routes[m.Device]
 	var list []*Subscription
 	if r != nil {
-		if kind.Purpose() == purpose.Alerts {
+		if kind.Purpose == purpose.Alerts {
 			list = r.alerts
 		} else {
 			list = r.data

@@ -21,42 +21,10 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/purpose"
 )
-
-// Kind is what a channel carries; it decides the SSE event name and which
-// stream purpose receives it.
-type Kind uint8
-
-// The kinds of the Redis contract (DESIGN section 4).
-const (
-	KindRealtime Kind = iota
-	KindSPC
-	KindSPCSeries
-	KindAlert
-	KindAlarm
-	numKinds
-)
-
-var eventNames = [numKinds]string{
-	KindRealtime:  "realtime-update",
-	KindSPC:       "spc-update",
-	KindSPCSeries: "spc-series-update",
-	KindAlert:     "machine-alert",
-	KindAlarm:     "alarm-update",
-}
-
-// Event returns the SSE event name of the kind.
-func (k Kind) Event() string { return eventNames[k] }
-
-// Purpose returns the purpose of the streams that receive the kind.
-func (k Kind) Purpose() purpose.Purpose {
-	if k == KindAlert || k == KindAlarm {
-		return purpose.Alerts
-	}
-	return purpose.Data
-}
 
 // MaxPayload is the largest channel message accepted; larger ones are
 // dropped as malformed.
@@ -65,7 +33,7 @@ const MaxPayload = 64 << 10
 // Message is one parsed channel message, shared read-only by every stream
 // it is routed to.
 type Message struct {
-	Kind   Kind
+	Kind   *channel.Kind // its channel's row: event name, purpose, coalescing
 	Device string
 	Data   []byte    // one line of compact JSON, ready for an SSE data field
 	At     time.Time // when this process received it
@@ -161,7 +129,7 @@ func readEnvelope(payload []byte) (env envelope, err error) {
 // when the publisher left it out (the Socket.IO payloads always had one).
 // It needs a JSON object with exactly one "deviceId", a string that is a
 // valid device id, and at most one "timestamp".
-func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
+func Parse(k *channel.Kind, payload []byte, now time.Time) (*Message, error) {
 	if len(payload) > MaxPayload {
 		return nil, ErrTooLarge
 	}
@@ -176,7 +144,7 @@ func Parse(k Kind, payload []byte, now time.Time) (*Message, error) {
 	}
 	data := buf.Bytes()
 	var stamp time.Time
-	if k.Purpose() == purpose.Alerts && len(env.timestamp) > 0 {
+	if k.Purpose == purpose.Alerts && len(env.timestamp) > 0 {
 		var ts string
 		if json.Unmarshal(env.timestamp, &ts) == nil {
 			stamp, _ = time.Parse(time.RFC3339Nano, ts)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 )
@@ -36,7 +37,7 @@ func TestParse(t *testing.T) {
 		{"trailing", `{"deviceId":"a"} x`, "", ErrMalformed},
 		{"too large", `{"deviceId":"a","x":"` + strings.Repeat("x", MaxPayload) + `"}`, "", ErrTooLarge},
 	} {
-		m, err := Parse(KindAlert, []byte(tc.in), t0)
+		m, err := Parse(channel.Alert, []byte(tc.in), t0)
 		if err != tc.err {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.err)
 			continue
@@ -56,7 +57,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"deviceId":"C04","DeviceId":"C01"}`))
 	f.Add([]byte(`{"device\u0049d":"C04","deviceid":"C01"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		m, err := Parse(KindRealtime, in, t0)
+		m, err := Parse(channel.Realtime, in, t0)
 		if err != nil {
 			return
 		}
@@ -71,7 +72,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func msg(k Kind, dev string, n int) *Message {
+func msg(k *channel.Kind, dev string, n int) *Message {
 	return &Message{Kind: k, Device: dev, Data: []byte(fmt.Sprint(n))}
 }
 
@@ -87,15 +88,15 @@ func TestQueueCoalescesRealtimeAndKeepsTheLast(t *testing.T) {
 	t.Parallel()
 	q := newQueue(4, time.Second)
 	for i := 1; i <= 100; i++ {
-		q.Offer(msg(KindRealtime, "A", i))
+		q.Offer(msg(channel.Realtime, "A", i))
 	}
 	got, next, over := q.Drain(t0, nil)
 	if drained(got) != "A=100" || !next.IsZero() || over {
 		t.Fatalf("first drain %q %v %v", drained(got), next, over)
 	}
 	// Within the interval the newest value is held, and its due time given.
-	q.Offer(msg(KindRealtime, "A", 101))
-	q.Offer(msg(KindRealtime, "A", 102))
+	q.Offer(msg(channel.Realtime, "A", 101))
+	q.Offer(msg(channel.Realtime, "A", 102))
 	got, next, _ = q.Drain(t0.Add(300*time.Millisecond), nil)
 	if len(got) != 0 || !next.Equal(t0.Add(time.Second)) {
 		t.Fatalf("held: %q next %v", drained(got), next)
@@ -113,8 +114,8 @@ func TestQueueNeverCoalescesOtherKinds(t *testing.T) {
 	t.Parallel()
 	q := newQueue(10, time.Second)
 	for i := 1; i <= 3; i++ {
-		q.Offer(msg(KindSPC, "A", i))
-		q.Offer(msg(KindAlert, "A", 10+i))
+		q.Offer(msg(channel.SPC, "A", i))
+		q.Offer(msg(channel.Alert, "A", 10+i))
 	}
 	got, _, over := q.Drain(t0, nil)
 	if drained(got) != "A=1 A=11 A=2 A=12 A=3 A=13" || over {
@@ -126,8 +127,8 @@ func TestQueueOverflowIsBoundedAndReported(t *testing.T) {
 	t.Parallel()
 	q := newQueue(8, 0)
 	for i := 0; i < 10000; i++ {
-		q.Offer(msg(KindAlert, "A", i))
-		q.Offer(msg(KindRealtime, fmt.Sprint("D", i%3), i))
+		q.Offer(msg(channel.Alert, "A", i))
+		q.Offer(msg(channel.Realtime, fmt.Sprint("D", i%3), i))
 	}
 	got, _, over := q.Drain(t0, nil)
 	if !over {
@@ -153,11 +154,11 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	rdb, prefix := redistest.Client(t)
-	ch := Channels{Kinds: map[string]Kind{
-		prefix + "rt":     KindRealtime,
-		prefix + "spc":    KindSPC,
-		prefix + "alerts": KindAlert,
-		prefix + "alarms": KindAlarm,
+	ch := Channels{Kinds: map[string]*channel.Kind{
+		prefix + "rt":     channel.Realtime,
+		prefix + "spc":    channel.SPC,
+		prefix + "alerts": channel.Alert,
+		prefix + "alarms": channel.Alarm,
 	}, Control: prefix + "control"}
 	h := NewHub(rdb, ch, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return t0 })
 	t.Cleanup(h.Close)
@@ -212,14 +213,14 @@ func TestHubRoutesByDeviceAndPurpose(t *testing.T) {
 	f.pub("alerts", `{"deviceId":"B","alert":5}`)
 
 	// Order between a drain's FIFO and coalesced realtime values is free.
-	if got := next(t, dataAB, 2); got[0].Kind+got[1].Kind != KindSPC+KindRealtime || got[0].Kind == got[1].Kind {
-		t.Fatalf("dataAB: %v %v", got[0].Kind, got[1].Kind)
+	if got := next(t, dataAB, 2); !(got[0].Kind == channel.SPC && got[1].Kind == channel.Realtime || got[0].Kind == channel.Realtime && got[1].Kind == channel.SPC) {
+		t.Fatalf("dataAB: %v %v", got[0].Kind.Name, got[1].Kind.Name)
 	}
-	if got := next(t, dataA, 1); got[0].Kind != KindSPC {
+	if got := next(t, dataA, 1); got[0].Kind != channel.SPC {
 		t.Fatalf("dataA: %s", drained(got))
 	}
 	got := next(t, alertsB, 2)
-	if got[0].Kind != KindAlarm || got[1].Kind != KindAlert || !strings.Contains(string(got[1].Data), `"alert":5`) {
+	if got[0].Kind != channel.Alarm || got[1].Kind != channel.Alert || !strings.Contains(string(got[1].Data), `"alert":5`) {
 		t.Fatalf("alertsB: %s", drained(got))
 	}
 	// Nothing else arrived anywhere.
@@ -300,7 +301,7 @@ func TestHubSetDevices(t *testing.T) {
 func TestSubscribeUnavailable(t *testing.T) {
 	t.Parallel()
 	// A hub pointed at a closed port cannot confirm a subscription.
-	h := NewHub(deadClient(t), Channels{Kinds: map[string]Kind{"x": KindRealtime}}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	h := NewHub(deadClient(t), Channels{Kinds: map[string]*channel.Kind{"x": channel.Realtime}}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -48,7 +48,7 @@ func (q *Queue) Offer(m *Message) {
 	switch {
 	case q.overflowed:
 		q.dropped++
-	case m.Kind == KindRealtime:
+	case m.Kind.Coalesced:
 		if _, pending := q.realtime[m.Device]; pending {
 			q.coalesced++
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 )
 
@@ -28,7 +29,7 @@ func TestParseReadsTheExactDeviceIDMember(t *testing.T) {
 		{"object device", `{"deviceId":{"id":"C04"}}`, ""},
 		{"two objects", `{"deviceId":"C04"}{"deviceId":"C01"}`, ""},
 	} {
-		m, err := Parse(KindAlert, []byte(tc.in), t0)
+		m, err := Parse(channel.Alert, []byte(tc.in), t0)
 		switch {
 		case tc.device == "" && err != ErrMalformed:
 			t.Errorf("%s: err %v, want malformed", tc.name, err)
@@ -39,7 +40,7 @@ func TestParseReadsTheExactDeviceIDMember(t *testing.T) {
 		}
 	}
 	// "Timestamp" is not "timestamp": the one the browser reads is added.
-	m, err := Parse(KindAlert, []byte(`{"deviceId":"C04","Timestamp":"2099-01-01T00:00:00Z"}`), t0)
+	m, err := Parse(channel.Alert, []byte(`{"deviceId":"C04","Timestamp":"2099-01-01T00:00:00Z"}`), t0)
 	if err != nil || !m.Stamp.IsZero() || !strings.HasSuffix(string(m.Data), `"timestamp":"2026-01-27T12:34:56.789Z"}`) {
 		t.Fatalf("%v %s %v", err, m.Data, m.Stamp)
 	}

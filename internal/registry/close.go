@@ -37,7 +37,7 @@ var ErrNotLive = errors.New("registry: no such live stream")
 // gets ErrRevoked, as from Connect, whatever the id.
 // The caller tells the process serving it through the control channel.
 func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID string, generation int64) error {
-	keys := []string{r.leaseKey(id), ticketKey, r.userKey(userID, purpose.Alerts), r.userKey(userID, purpose.Data), r.keys.UserGeneration(userID)}
+	keys := []string{r.keys.Lease(id), ticketKey, r.keys.UserLeases(userID, purpose.Alerts), r.keys.UserLeases(userID, purpose.Data), r.keys.UserGeneration(userID)}
 	args := closeArgs{UserID: userID, TicketID: ticketID, Grace: r.grace.Milliseconds(), ID: id, Generation: generation}
 	res, err := closeScript.Run(ctx, r.rdb, keys, scriptArgs(args)).Text()
 	if err != nil {
@@ -55,7 +55,7 @@ func (r *Registry) Close(ctx context.Context, id, userID, ticketKey, ticketID st
 // Owner returns the user and purpose of a lease that still has its record
 // (live, or ended within the grace window); found is false once it is gone.
 func (r *Registry) Owner(ctx context.Context, id string) (userID string, p purpose.Purpose, found bool, err error) {
-	v, err := r.rdb.HMGet(ctx, r.leaseKey(id), "userId", "purpose").Result()
+	v, err := r.rdb.HMGet(ctx, r.keys.Lease(id), "userId", "purpose").Result()
 	if err != nil {
 		return "", "", false, err
 	}

@@ -88,12 +88,6 @@ func New(rdb redis.Cmdable, keys config.Keys, limits Limits, ttl, grace time.Dur
 // Limits returns the configured limits.
 func (r *Registry) Limits() Limits { return r.limits }
 
-func (r *Registry) leaseKey(id string) string { return r.keys.SSEPrefix + "conn:" + id }
-func (r *Registry) userKey(user string, p purpose.Purpose) string {
-	return r.keys.SSEPrefix + "conns:" + user + ":" + string(p)
-}
-func (r *Registry) ipKey(ip string) string { return r.keys.SSEPrefix + "ip:" + ip }
-
 // Request describes a stream asking to be admitted.
 type Request struct {
 	ID          string // new lease id (random)
@@ -132,16 +126,16 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 	other := q.Purpose.Other()
 	resumeKey := ""
 	if q.ResumeID != "" {
-		resumeKey = r.leaseKey(q.ResumeID)
+		resumeKey = r.keys.Lease(q.ResumeID)
 	}
 	devJSON, _ := json.Marshal(q.Devices)
 	keys := append([]string{
-		q.TicketKey, r.keys.UserDevices(q.UserID), r.userKey(q.UserID, q.Purpose), r.userKey(q.UserID, other),
-		r.ipKey(q.IP), r.leaseKey(q.ID), resumeKey, r.keys.UserGeneration(q.UserID),
+		q.TicketKey, r.keys.UserDevices(q.UserID), r.keys.UserLeases(q.UserID, q.Purpose), r.keys.UserLeases(q.UserID, other),
+		r.keys.IPLeases(q.IP), r.keys.Lease(q.ID), resumeKey, r.keys.UserGeneration(q.UserID),
 	}, q.StatusKeys...)
 	args := connectArgs{
 		Now: now.UnixMilli(), TTL: r.ttl.Milliseconds(), Grace: r.grace.Milliseconds(),
-		ID: q.ID, LeasePrefix: r.leaseKey(""), UserLimit: r.limits.Of(q.Purpose), IPLimit: r.limits.PerIP,
+		ID: q.ID, LeasePrefix: r.keys.Lease(""), UserLimit: r.limits.Of(q.Purpose), IPLimit: r.limits.PerIP,
 		Policy: r.limits.Policy, Purpose: q.Purpose, ResumeID: q.ResumeID, NeedResume: q.NeedResume,
 		UserID: q.UserID, TicketID: q.TicketID, IP: q.IP, ConnectedAt: q.ConnectedAt.UnixMilli(),
 		Devices: nonNil(q.Devices), DevicesJSON: string(devJSON), DevHash: DevicesHash(q.Purpose, q.Devices),
@@ -185,7 +179,7 @@ func (r *Registry) Connect(ctx context.Context, q Request, now time.Time) (Admis
 // superseded. A stream checks it once it has joined its hub, since an
 // eviction notice published before then reached nobody.
 func (r *Registry) Superseded(ctx context.Context, id string) (bool, error) {
-	st, err := r.rdb.HGet(ctx, r.leaseKey(id), "state").Result()
+	st, err := r.rdb.HGet(ctx, r.keys.Lease(id), "state").Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -207,7 +201,7 @@ type Lease struct {
 // when the stream must end. For alerts streams it returns the user's
 // current device set, so they follow ownership changes.
 func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
-	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}
+	keys := []string{r.keys.Lease(l.ID), r.keys.UserLeases(l.UserID, l.Purpose), r.keys.IPLeases(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}
 	args := renewArgs{Now: now.UnixMilli(), TTL: r.ttl.Milliseconds(), Grace: r.grace.Milliseconds(), ID: l.ID, Purpose: l.Purpose, Devices: []string{}}
 	if l.Purpose == purpose.Data {
 		args.Devices = nonNil(l.Devices)
@@ -238,7 +232,7 @@ func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string,
 // Release ends a lease: its slot is free at once, and its hash stays for the
 // resume window (or keeps its superseded mark).
 func (r *Registry) Release(ctx context.Context, l Lease) error {
-	keys := []string{r.leaseKey(l.ID), r.userKey(l.UserID, l.Purpose), r.ipKey(l.IP)}
+	keys := []string{r.keys.Lease(l.ID), r.keys.UserLeases(l.UserID, l.Purpose), r.keys.IPLeases(l.IP)}
 	return releaseScript.Run(ctx, r.rdb, keys, scriptArgs(releaseArgs{ID: l.ID, Grace: r.grace.Milliseconds()})).Err()
 }
 
@@ -262,7 +256,7 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 	ranges := make([]*redis.StringSliceCmd, len(purposes))
 	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, purpose := range purposes {
-			ranges[i] = p.ZRangeByScore(ctx, r.userKey(userID, purpose), &redis.ZRangeBy{Min: min, Max: "+inf"})
+			ranges[i] = p.ZRangeByScore(ctx, r.keys.UserLeases(userID, purpose), &redis.ZRangeBy{Min: min, Max: "+inf"})
 		}
 		return nil
 	}); err != nil {
@@ -277,7 +271,7 @@ func (r *Registry) List(ctx context.Context, userID string, now time.Time) (Coun
 	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, purpose := range purposes {
 			for _, id := range ranges[i].Val() {
-				leases = append(leases, lease{id, purpose, p.HGetAll(ctx, r.leaseKey(id))})
+				leases = append(leases, lease{id, purpose, p.HGetAll(ctx, r.keys.Lease(id))})
 			}
 		}
 		return nil

@@ -46,7 +46,7 @@ func newFixture(t *testing.T, limits registry.Limits) *fixture {
 // and returns its key.
 func (f *fixture) ticket(id string) string {
 	f.t.Helper()
-	key := f.keys.SSEPrefix + "ticket:" + id
+	key := f.keys.Ticket(id)
 	if err := f.rdb.Set(context.Background(), key, "1", time.Hour).Err(); err != nil {
 		f.t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestReleaseFreesTheSlotAndKeepsTheLeaseResumable(t *testing.T) {
 	if err := f.reg.Release(ctx, lease(second)); err != nil {
 		t.Fatal(err)
 	}
-	if pttl := f.rdb.PTTL(ctx, f.keys.SSEPrefix+"conn:first").Val(); pttl <= 0 || pttl > grace {
+	if pttl := f.rdb.PTTL(ctx, f.keys.Lease("first")).Val(); pttl <= 0 || pttl > grace {
 		t.Fatalf("released lease expires in %v, want within the grace window %v", pttl, grace)
 	}
 
@@ -389,7 +389,7 @@ func TestClose(t *testing.T) {
 		{"another user with the lease's ticket id", "mine", "2", "tk1", registry.ErrNotLive},
 		{"no such lease", "nope", "1", "tk1", registry.ErrNotLive},
 	} {
-		if err := f.reg.Close(ctx, tc.id, tc.user, f.keys.SSEPrefix+"ticket:"+tc.ticket, tc.ticket, 0); !errors.Is(err, tc.want) {
+		if err := f.reg.Close(ctx, tc.id, tc.user, f.keys.Ticket(tc.ticket), tc.ticket, 0); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}

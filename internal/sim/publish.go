@@ -7,12 +7,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/device"
 )
 
-// Kinds of event, by the channel each goes to (Publish, the local debug
-// panel).
+// Kinds of event Publish takes (the local debug panel's): each is the
+// Name of its channel's row in internal/channel.
 const (
 	KindRealtime  = "realtime"
 	KindSPC       = "spc"
@@ -64,13 +65,9 @@ func Publish(ctx context.Context, rdb redis.Cmdable, keys config.Keys, kind, dev
 // that knows each kind's channel, and that an alert goes onto its
 // history first.
 func enqueue(ctx context.Context, p redis.Pipeliner, k config.Keys, kind, deviceID string, msg []byte) *redis.IntCmd {
-	channel := map[string]string{
-		KindRealtime: k.ChannelRealtime, KindSPC: k.ChannelSPC, KindSPCSeries: k.ChannelSPCSeries,
-		KindAlert: k.ChannelAlerts, KindAlarm: k.ChannelAlarms,
-	}[kind]
 	if kind == KindAlert {
 		p.LPush(ctx, k.AlertHistory(deviceID), msg)
 		p.LTrim(ctx, k.AlertHistory(deviceID), 0, HistoryLen-1)
 	}
-	return p.Publish(ctx, channel, msg)
+	return p.Publish(ctx, k.Channel(channel.Named(kind)), msg)
 }

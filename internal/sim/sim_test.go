@@ -14,6 +14,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/redistest"
@@ -33,7 +34,7 @@ type received struct {
 func subscribe(t *testing.T, rdb *redis.Client, k config.Keys) <-chan received {
 	t.Helper()
 	ctx := context.Background()
-	chans := []string{k.ChannelRealtime, k.ChannelSPC, k.ChannelSPCSeries, k.ChannelAlerts, k.ChannelAlarms}
+	chans := []string{k.Channel(channel.Realtime), k.Channel(channel.SPC), k.Channel(channel.SPCSeries), k.Channel(channel.Alert), k.Channel(channel.Alarm)}
 	ps := rdb.Subscribe(ctx, chans...)
 	t.Cleanup(func() { _ = ps.Close() })
 	for range chans {
@@ -211,26 +212,26 @@ func TestRunPublishesTheContract(t *testing.T) {
 		}
 		byChannel[m.channel] = append(byChannel[m.channel], e)
 		switch m.channel {
-		case keys.ChannelRealtime, keys.ChannelSPC, keys.ChannelSPCSeries:
+		case keys.Channel(channel.Realtime), keys.Channel(channel.SPC), keys.Channel(channel.SPCSeries):
 			var d devData
 			decode(t, string(e.Data), &d)
 			if d.DevID != e.DeviceID || len(d.Data) == 0 {
 				t.Fatalf("%s: data is not {devId, Data}: %s", m.channel, m.payload)
 			}
 			want := map[string][]string{
-				keys.ChannelRealtime:  {"T1", "T2", "T3", "T4", "OT", "OPM", "CYCN"},
-				keys.ChannelSPC:       {"CYCN", "ECYCT"},
-				keys.ChannelSPCSeries: {"field", "points", "mean", "ucl", "lcl"},
+				keys.Channel(channel.Realtime):  {"T1", "T2", "T3", "T4", "OT", "OPM", "CYCN"},
+				keys.Channel(channel.SPC):       {"CYCN", "ECYCT"},
+				keys.Channel(channel.SPCSeries): {"field", "points", "mean", "ucl", "lcl"},
 			}[m.channel]
 			for _, f := range want {
 				if _, ok := d.Data[f]; !ok {
 					t.Fatalf("%s: Data has no %s: %s", m.channel, f, m.payload)
 				}
 			}
-			if m.channel != keys.ChannelSPCSeries {
-				checkCatalogue(t, m.channel == keys.ChannelSPC, d.Data)
+			if m.channel != keys.Channel(channel.SPCSeries) {
+				checkCatalogue(t, m.channel == keys.Channel(channel.SPC), d.Data)
 			}
-			if m.channel == keys.ChannelSPC {
+			if m.channel == keys.Channel(channel.SPC) {
 				var n int64
 				decode(t, string(d.Data["CYCN"]), &n)
 				if prev, ok := lastCYCN[e.DeviceID]; ok && n != prev+1 {
@@ -241,7 +242,7 @@ func TestRunPublishesTheContract(t *testing.T) {
 				}
 				lastCYCN[e.DeviceID] = n
 			}
-		case keys.ChannelAlerts:
+		case keys.Channel(channel.Alert):
 			var a struct {
 				AlertType string      `json:"alertType"`
 				Message   string      `json:"message"`
@@ -252,7 +253,7 @@ func TestRunPublishesTheContract(t *testing.T) {
 				t.Fatalf("alert shape: %s", m.payload)
 			}
 			alertsOf[e.DeviceID] = append(alertsOf[e.DeviceID], m.payload)
-		case keys.ChannelAlarms:
+		case keys.Channel(channel.Alarm):
 			var a struct {
 				State   string `json:"state"`
 				Message string `json:"message"`
@@ -265,10 +266,10 @@ func TestRunPublishesTheContract(t *testing.T) {
 			t.Fatalf("message on unexpected channel %q", m.channel)
 		}
 	}
-	if n := len(byChannel[keys.ChannelRealtime]); n != ticks*len(machines) {
+	if n := len(byChannel[keys.Channel(channel.Realtime)]); n != ticks*len(machines) {
 		t.Errorf("%d realtime messages, want one per machine per tick (%d)", n, ticks*len(machines))
 	}
-	for _, ch := range []string{keys.ChannelSPC, keys.ChannelSPCSeries, keys.ChannelAlerts, keys.ChannelAlarms} {
+	for _, ch := range []string{keys.Channel(channel.SPC), keys.Channel(channel.SPCSeries), keys.Channel(channel.Alert), keys.Channel(channel.Alarm)} {
 		if len(byChannel[ch]) == 0 {
 			t.Errorf("nothing published on %s", ch)
 		}
@@ -301,7 +302,7 @@ func TestRunPublishesTheContract(t *testing.T) {
 		}
 		decode(t, raw, &status)
 		var last devData
-		for _, e := range byChannel[keys.ChannelRealtime] {
+		for _, e := range byChannel[keys.Channel(channel.Realtime)] {
 			if e.DeviceID == id {
 				decode(t, string(e.Data), &last)
 			}
@@ -316,7 +317,7 @@ func TestRunPublishesTheContract(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	for i, args := range rec.cmds {
-		if len(args) != 3 || fmt.Sprint(args[0]) != "publish" || args[1] != keys.ChannelAlerts {
+		if len(args) != 3 || fmt.Sprint(args[0]) != "publish" || args[1] != keys.Channel(channel.Alert) {
 			continue
 		}
 		var e envelope
@@ -533,18 +534,18 @@ func TestPublish(t *testing.T) {
 	}
 	got := collect(t, msgs, int64(len(sim.Kinds)))
 	want := map[string]string{
-		keys.ChannelRealtime:  `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
-		keys.ChannelSPC:       `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
-		keys.ChannelSPCSeries: `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
-		keys.ChannelAlerts:    `{"deviceId":"C07","alert":{"OT":61.5,"code":1101},"timestamp":"2026-01-27T12:00:00.000Z"}`,
-		keys.ChannelAlarms:    `{"deviceId":"C07","alarm":{"OT":61.5,"code":1101},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.Channel(channel.Realtime):  `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.Channel(channel.SPC):       `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.Channel(channel.SPCSeries): `{"deviceId":"C07","data":{"devId":"C07","Data":{"OT":61.5,"code":1101}},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.Channel(channel.Alert):     `{"deviceId":"C07","alert":{"OT":61.5,"code":1101},"timestamp":"2026-01-27T12:00:00.000Z"}`,
+		keys.Channel(channel.Alarm):     `{"deviceId":"C07","alarm":{"OT":61.5,"code":1101},"timestamp":"2026-01-27T12:00:00.000Z"}`,
 	}
 	for _, m := range got {
 		if m.payload != want[m.channel] {
 			t.Errorf("%s: %s, want %s", m.channel, m.payload, want[m.channel])
 		}
 	}
-	if h := rdb.LRange(ctx, keys.AlertHistory("C07"), 0, -1).Val(); len(h) != 1 || h[0] != want[keys.ChannelAlerts] {
+	if h := rdb.LRange(ctx, keys.AlertHistory("C07"), 0, -1).Val(); len(h) != 1 || h[0] != want[keys.Channel(channel.Alert)] {
 		t.Errorf("alert history %v", h)
 	}
 	if _, err := sim.Publish(ctx, rdb, keys, "nope", "C07", nil, t0); !errors.Is(err, sim.ErrKind) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 )
@@ -67,8 +68,8 @@ func TestConnectsResetMidHandshakeLeaveOtherStreamsAlone(t *testing.T) {
 	}
 	wg.Wait()
 
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":"after"}`)
-	e.publish(e.keys.ChannelAlerts, `{"deviceId":"C01","alert":"after"}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":"after"}`)
+	e.publish(e.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":"after"}`)
 	if ev := data.next(); ev.Name != "realtime-update" || !strings.Contains(ev.Data, "after") {
 		t.Fatalf("data stream after %d reset connects: %s %s", connects, ev.Name, ev.Data)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/app"
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
@@ -421,7 +422,7 @@ func benchFanout(b *testing.B, rate int) {
 		b.Fatalf("%d streams open, want %d", n, benchStreams)
 	}
 
-	p := &publisher{rdb: s.rdb, channel: s.keys.ChannelSPC, perTick: rate * int(fanoutTick) / int(time.Second)}
+	p := &publisher{rdb: s.rdb, channel: s.keys.Channel(channel.SPC), perTick: rate * int(fanoutTick) / int(time.Second)}
 	published := 0
 	// settle publishes for d and waits until every stream has every
 	// message; it returns when the window started and the newest receipt.

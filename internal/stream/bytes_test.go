@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 )
@@ -22,7 +23,7 @@ func TestByteLimitRotatesWithRetry(t *testing.T) {
 	c.expect("system", "")
 	payload := fmt.Sprintf(`{"deviceId":"C01","data":{"pad":%q}}`, strings.Repeat("x", 1000))
 	for range sent {
-		e.publish(e.keys.ChannelSPC, payload)
+		e.publish(e.keys.Channel(channel.SPC), payload)
 	}
 	n := 0
 	for {

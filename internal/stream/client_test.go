@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 )
 
@@ -72,7 +73,7 @@ func TestFreshTicketWithExpiredCursorGivesTheReplayPosition(t *testing.T) {
 	e.alert("C02", t0.Add(2*time.Second), "missed 1", false)
 	e.alert("C09", t0.Add(3*time.Second), "not mine", false)
 	e.alert("C01", t0.Add(4*time.Second), "missed 2", false)
-	e.rdb.Del(t.Context(), e.keys.SSEPrefix+"conn:"+strings.Split(last.ID, ".")[0])
+	e.rdb.Del(t.Context(), e.keys.Lease(strings.Split(last.ID, ".")[0]))
 	e.clock.Advance(10 * time.Minute)
 
 	fresh := e.ticket("1", purpose.Alerts)
@@ -124,7 +125,7 @@ func TestHistorySendsTheNewestAlertsOnce(t *testing.T) {
 	if strings.Join(got, ",") != "h2,h3,h4,h5" {
 		t.Fatalf("history %v, want h2,h3,h4,h5 (newest four, oldest first)", got)
 	}
-	e.publish(e.keys.ChannelAlerts, newest) // its live copy arrives late: not twice
+	e.publish(e.keys.Channel(channel.Alert), newest) // its live copy arrives late: not twice
 	e.alert("C02", t0.Add(time.Second), "live", true)
 	if m := message(t, c.expect("machine-alert", "C02")); m != "live" {
 		t.Fatalf("after history %q", m)

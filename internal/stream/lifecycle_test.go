@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/app"
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
@@ -55,7 +56,7 @@ func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
 	path := "/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tk)
 	old := e.open(path)
 	last := old.expect("system", "")
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
 	last = old.expect("realtime-update", "C01")
 
 	// The ticket expires while the stream is open; its lease is renewed
@@ -80,7 +81,7 @@ func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
 		t.Fatalf("old stream got %+v", ev)
 	}
 	old.ended()
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":2}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":2}`)
 	fresh.expect("realtime-update", "C01")
 	counts, _, _ := e.app.Registry.List(t.Context(), "1", e.clock.Now())
 	if counts.Data != 1 {
@@ -128,7 +129,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	}
 	// An expired cursor: its lease record is gone after the resume window.
-	if err := e.rdb.Del(t.Context(), e.keys.SSEPrefix+"conn:"+lease).Err(); err != nil {
+	if err := e.rdb.Del(t.Context(), e.keys.Lease(lease)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if resp := e.get("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(mine), "Last-Event-ID", myID); resp.StatusCode != 401 {
@@ -154,7 +155,7 @@ func (e *env) alert(device string, at time.Time, msg string, live bool) string {
 	e.rdb.LPush(ctx, e.keys.AlertHistory(device), p)
 	e.rdb.LTrim(ctx, e.keys.AlertHistory(device), 0, 99)
 	if live {
-		e.publish(e.keys.ChannelAlerts, p)
+		e.publish(e.keys.Channel(channel.Alert), p)
 	}
 	return p
 }
@@ -195,7 +196,7 @@ func TestAlertReplayOnResumeWithoutLossOrDuplicates(t *testing.T) {
 	if strings.Join(got, ",") != "b2,b3,b4,b5" {
 		t.Fatalf("replayed %v, want b2,b3,b4,b5 in order", got)
 	}
-	e.publish(e.keys.ChannelAlerts, dup) // the live copy of b5
+	e.publish(e.keys.Channel(channel.Alert), dup) // the live copy of b5
 	e.alert("C01", t0.Add(12*time.Second), "c1", true)
 	if m := r.expect("machine-alert", "C01").json(t)["alert"].(map[string]any)["message"]; m != "c1" {
 		t.Fatalf("after replay got %v (b5 twice?)", m)
@@ -235,11 +236,11 @@ func TestRealtimeIsThrottledAndKeepsTheLastValue(t *testing.T) {
 	e.own("1", "C01")
 	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":0}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":0}`)
 	c.expect("realtime-update", "C01")
 	for i := 1; i <= 20; i++ {
-		e.publish(e.keys.ChannelRealtime, fmt.Sprintf(`{"deviceId":"C01","data":%d}`, i))
-		e.publish(e.keys.ChannelSPC, fmt.Sprintf(`{"deviceId":"C01","data":%d}`, i))
+		e.publish(e.keys.Channel(channel.Realtime), fmt.Sprintf(`{"deviceId":"C01","data":%d}`, i))
+		e.publish(e.keys.Channel(channel.SPC), fmt.Sprintf(`{"deviceId":"C01","data":%d}`, i))
 	}
 	// spc is never coalesced: all 20 arrive at once, no realtime among them.
 	for i := 1; i <= 20; i++ {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/app"
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
@@ -80,7 +81,7 @@ func TestEvictOldestSupersedesAndTheOldTabStaysOut(t *testing.T) {
 	resp.Body.Close()
 
 	// The new one still holds the slot and still receives.
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
 	fresh.expect("realtime-update", "C01")
 	counts, conns, err := e.app.Registry.List(t.Context(), "1", e.clock.Now())
 	if err != nil || counts.Data != 1 || len(conns) != 1 {
@@ -189,8 +190,8 @@ func TestOwnershipChangesReachOpenStreams(t *testing.T) {
 	data.ended()
 	// The alerts stream follows the set from its next heartbeat on.
 	alerts.nextRaw() // heartbeat
-	e.publish(e.keys.ChannelAlerts, `{"deviceId":"C01","alert":"old"}`)
-	e.publish(e.keys.ChannelAlerts, `{"deviceId":"C02","alert":"new"}`)
+	e.publish(e.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":"old"}`)
+	e.publish(e.keys.Channel(channel.Alert), `{"deviceId":"C02","alert":"new"}`)
 	if ev := alerts.expect("machine-alert", "C02"); !strings.Contains(ev.Data, "new") {
 		t.Fatal(ev.Data)
 	}

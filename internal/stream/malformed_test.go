@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/purpose"
 )
 
@@ -18,9 +19,9 @@ func TestMalformedMessagesAreReported(t *testing.T) {
 	e.own("1", "C01")
 	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
 	c.expect("system", "")
-	e.publish(e.keys.ChannelRealtime, `not json`)
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","DeviceId":"C02","deviceId":"C03"}`)
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
+	e.publish(e.keys.Channel(channel.Realtime), `not json`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","DeviceId":"C02","deviceId":"C03"}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
 	c.expect("realtime-update", "C01")
 	c.resp.Body.Close()
 	c.ended()

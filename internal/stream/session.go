@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/registry"
@@ -325,7 +326,7 @@ func (s *session) release() {
 // deliver appends one routed message, advancing the alert watermark and
 // skipping an alert that replay already sent.
 func (s *session) deliver(m *pubsub.Message) {
-	if m.Kind.Purpose() == purpose.Alerts {
+	if m.Kind.Purpose == purpose.Alerts {
 		if _, dup := s.replayed[string(m.Data)]; dup {
 			delete(s.replayed, string(m.Data))
 			return
@@ -334,8 +335,8 @@ func (s *session) deliver(m *pubsub.Message) {
 			s.mark = st
 		}
 	}
-	s.event(m.At, m.Kind.Event(), m.Data)
-	s.h.d.Metrics.Delivered(m.Kind.Event())
+	s.event(m.At, m.Kind.Event, m.Data)
+	s.h.d.Metrics.Delivered(m.Kind.Event)
 }
 
 // event appends one event with the next cursor id. On alerts streams the
@@ -459,7 +460,7 @@ func (s *session) sendAlerts(out []*pubsub.Message, now time.Time) {
 		if st := believed(m.Stamp, now); st.After(s.mark) {
 			s.mark = st
 		}
-		s.event(now, m.Kind.Event(), m.Data)
+		s.event(now, m.Kind.Event, m.Data)
 	}
 }
 
@@ -484,7 +485,7 @@ func (s *session) readHistory(ctx context.Context, devices []string, perDevice i
 	var out []*pubsub.Message
 	for i, d := range devices {
 		for _, raw := range cmds[i].Val() {
-			m, err := pubsub.Parse(pubsub.KindAlert, []byte(raw), now)
+			m, err := pubsub.Parse(channel.Alert, []byte(raw), now)
 			if err != nil || m.Device != d || m.Stamp.IsZero() {
 				continue
 			}

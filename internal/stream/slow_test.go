@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/machinedash/sse/internal/channel"
 )
 
 // stallWriter is a client that takes the first write and then stops
@@ -58,7 +60,7 @@ func TestSlowReaderStaysBounded(t *testing.T) {
 	deadline := time.After(5 * time.Second)
 	w.wait(t, `"connected"`, deadline)
 	for i := 1; i <= burst; i++ {
-		rdb.Publish(t.Context(), keys.ChannelAlerts, fmt.Sprintf(`{"deviceId":"C01","alert":{"n":%d}}`, i))
+		rdb.Publish(t.Context(), keys.Channel(channel.Alert), fmt.Sprintf(`{"deviceId":"C01","alert":{"n":%d}}`, i))
 		if i == 1 {
 			select { // the first alert is being written: the client has stalled
 			case <-w.stalled:

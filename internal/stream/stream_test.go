@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
 )
@@ -38,7 +39,7 @@ func TestDataStreamStatusThenLiveEvents(t *testing.T) {
 		t.Fatalf("status payload %v", st)
 	}
 	// C02 has no cached status: no event for it.
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C02","data":{"devId":"C02","Data":{"T1":221}},"timestamp":"2026-01-27T12:34:56.789Z"}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C02","data":{"devId":"C02","Data":{"T1":221}},"timestamp":"2026-01-27T12:34:56.789Z"}`)
 	ev := c.expect("realtime-update", "C02")
 	if ev.Data != `{"deviceId":"C02","data":{"devId":"C02","Data":{"T1":221}},"timestamp":"2026-01-27T12:34:56.789Z"}` {
 		t.Fatalf("payload %s", ev.Data)
@@ -46,12 +47,12 @@ func TestDataStreamStatusThenLiveEvents(t *testing.T) {
 	if !idPattern.MatchString(ev.ID) || ev.ID == first.ID {
 		t.Fatalf("id %q", ev.ID)
 	}
-	e.publish(e.keys.ChannelSPC, `{"deviceId":"C01","data":{"Data":{"CYCN":8810}}}`)
+	e.publish(e.keys.Channel(channel.SPC), `{"deviceId":"C01","data":{"Data":{"CYCN":8810}}}`)
 	spc := c.expect("spc-update", "C01").json(t)
 	if spc["timestamp"] != "2026-01-27T12:00:00.000Z" {
 		t.Fatalf("timestamp not added: %v", spc)
 	}
-	e.publish(e.keys.ChannelSPCSeries, `{"deviceId":"C01","data":[1,2]}`)
+	e.publish(e.keys.Channel(channel.SPCSeries), `{"deviceId":"C01","data":[1,2]}`)
 	c.expect("spc-series-update", "C01")
 }
 
@@ -62,7 +63,7 @@ func TestIncludeStatusFalse(t *testing.T) {
 	e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"x":1}`, 0)
 	c := e.open("/sse/stream?includeStatus=false&deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Any)))
 	c.expect("system", "")
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":1}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
 	c.expect("realtime-update", "C01")
 }
 
@@ -77,13 +78,13 @@ func TestFilteringBetweenDevicesAndUsers(t *testing.T) {
 	for _, c := range []*client{one, two, alerts1} {
 		c.expect("system", "")
 	}
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C02","data":"for two"}`)
-	e.publish(e.keys.ChannelAlerts, `{"deviceId":"C02","alert":"two's alert"}`)
-	e.publish(e.keys.ChannelAlerts, `not json at all`)
-	e.publish(e.keys.ChannelAlerts, `{"alert":"no device"}`)
-	e.publish(e.keys.ChannelRealtime, `{"deviceId":"C01","data":"for one"}`)
-	e.publish(e.keys.ChannelAlerts, `{"deviceId":"C01","alert":{"alertType":"warning","message":"hot"}}`)
-	e.publish(e.keys.ChannelAlarms, `{"deviceId":"C01","alarm":{"code":7,"active":true}}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C02","data":"for two"}`)
+	e.publish(e.keys.Channel(channel.Alert), `{"deviceId":"C02","alert":"two's alert"}`)
+	e.publish(e.keys.Channel(channel.Alert), `not json at all`)
+	e.publish(e.keys.Channel(channel.Alert), `{"alert":"no device"}`)
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":"for one"}`)
+	e.publish(e.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"alertType":"warning","message":"hot"}}`)
+	e.publish(e.keys.Channel(channel.Alarm), `{"deviceId":"C01","alarm":{"code":7,"active":true}}`)
 
 	// Each stream's next event is its own: nothing of the other user's, no
 	// malformed message, and the stream lived through them.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/channel"
 )
 
 // TestFailedFirstWriteIsAnEndNotARefusal: once admission has written 200, a
@@ -88,7 +90,7 @@ func TestMalformedReportAfterTheReleaseAndNotLost(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	u.rdb.Publish(t.Context(), u.keys.ChannelAlerts, `not json`)
+	u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `not json`)
 	for u.hub.Stats().Malformed == 0 {
 		select {
 		case <-bounded:

@@ -19,6 +19,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
@@ -46,7 +47,7 @@ func TestStalledWriteWithoutDeadlineEndsWithinTheWriteTimeout(t *testing.T) {
 	t.Cleanup(func() { close(w.release) })
 	bounded := time.After(5 * time.Second)
 	w.wait(t, `"connected"`, bounded)
-	rdb.Publish(t.Context(), keys.ChannelAlerts, `{"deviceId":"C01","alert":{"n":1}}`)
+	rdb.Publish(t.Context(), keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`)
 	select {
 	case <-w.stalled:
 	case <-bounded:
@@ -157,11 +158,11 @@ func newUnit(t *testing.T, queue int) *unit {
 		clock: clockwork.NewFakeClockAt(time.Date(2026, 1, 27, 12, 0, 0, 0, time.UTC))}
 	log := slog.New(slog.NewJSONHandler(u.logs, nil))
 	var err error
-	if u.tickets, err = ticket.New([]byte(strings.Repeat("s", 32)), rdb, u.keys.SSEPrefix+"ticket:", u.clock.Now); err != nil {
+	if u.tickets, err = ticket.New([]byte(strings.Repeat("s", 32)), rdb, u.keys.Ticket(""), u.clock.Now); err != nil {
 		t.Fatal(err)
 	}
-	control := u.keys.SSEPrefix + "control"
-	u.hub = pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]pubsub.Kind{u.keys.ChannelAlerts: pubsub.KindAlert}, Control: control}, log, u.clock.Now)
+	control := u.keys.Control()
+	u.hub = pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{u.keys.Channel(channel.Alert): channel.Alert}, Control: control}, log, u.clock.Now)
 	t.Cleanup(u.hub.Close)
 	u.reg = registry.New(rdb, u.keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, time.Minute)
 	u.h = New(Deps{
@@ -251,7 +252,7 @@ func TestStalledWriteThroughLambdaURLsWriter(t *testing.T) {
 	if err != nil || !strings.Contains(string(buf[:n]), `"connected"`) {
 		t.Fatalf("first read %q %v", buf[:n], err)
 	}
-	u.rdb.Publish(t.Context(), u.keys.ChannelAlerts, `{"deviceId":"C01","alert":{"n":1}}`)
+	u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if err := u.clock.BlockUntilContext(ctx, 3); err != nil { // heartbeat, rotation, watchdog
