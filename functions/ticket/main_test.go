@@ -161,6 +161,18 @@ func TestTicket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Each line of an invocation names it (lambdacontext.NewLogger's
+		// requestId), the issue as well as the refusals.
+		for _, msg := range []string{"ticket issued", "ticket refused"} {
+			if !strings.Contains(logs, `"msg":"`+msg+`"`) {
+				t.Errorf("no %q line", msg)
+			}
+			for _, l := range strings.Split(logs, "\n") {
+				if strings.Contains(l, `"msg":"`+msg+`"`) && !strings.Contains(l, `"requestId":"`) {
+					t.Errorf("a %q line without the request id: %s", msg, l)
+				}
+			}
+		}
 		for name, s := range map[string]string{"access token": good, "forged token": forged, "ticket": issued, "beacon's ticket": beaconTicket, "secret": ticketSecret} {
 			if s != "" && strings.Contains(logs, s) {
 				t.Errorf("logs contain the %s", name)

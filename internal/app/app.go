@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -102,9 +103,35 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 }
 
 // NewLogger returns the JSON logger every function uses (on stdout, which
-// Lambda sends to CloudWatch).
+// Lambda sends to CloudWatch). A line logged with the context of a Lambda
+// invocation (the ctx variants: InfoContext, LogAttrs) carries its
+// "requestId", as lambdacontext.NewLogger's lines do: one process may serve
+// many invocations at once (Lambda Managed Instances), so a line must say
+// which one it is of.
 func NewLogger(out io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
+	return slog.New(requestIDHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})})
+}
+
+// requestIDHandler adds the invocation's request id to each record, the
+// way lambdacontext.NewLogHandler (aws-lambda-go v1.52+) does. That
+// handler itself is not used: it writes to os.Stdout, takes its level and
+// format from AWS_LAMBDA_LOG_LEVEL/_FORMAT (TEXT unless set) rather than
+// LOG_LEVEL, and renames the msg and time keys.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.AddAttrs(slog.String("requestId", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // redisLog sends go-redis's own messages (its pool's dial retries, in

@@ -15,14 +15,18 @@ import "github.com/machinedash/sse/internal/purpose"
 
 // Kind is what one channel carries. Rows are shared read-only.
 type Kind struct {
-	Name      string          // short name: the local /dev/publish kind, events/<Name>.json
-	Env       string          // setting that renames the channel
-	Default   string          // the contract's channel name
-	Event     string          // SSE event name of its messages
-	Purpose   purpose.Purpose // the streams that receive it
-	Coalesced bool            // per device and stream, the newest waiting value replaces older ones
-	What      string          // README: what it is
-	Payload   string          // README: the message's shape
+	Name    string          // short name: the local /dev/publish kind, events/<Name>.json
+	Env     string          // setting that renames the channel
+	Default string          // the contract's channel name
+	Event   string          // SSE event name of its messages
+	Purpose purpose.Purpose // the streams that receive it
+	// Coalesced: per device and stream, the newest waiting value replaces
+	// older ones, at most one per REALTIME_MIN_INTERVAL. The queue keeps
+	// one slot and one throttle per device for all coalesced kinds
+	// together (pubsub.Queue), so a second coalesced kind needs its own.
+	Coalesced bool
+	What      string // README: what it is
+	Payload   string // README: the message's shape
 }
 
 // contract is the table, in README order.

@@ -2,9 +2,10 @@
 // process.
 //
 // Invariants: there is one Redis subscription per Hub, shared by every
-// stream; a message is parsed and encoded once, then routed through an
-// index by device, so its cost is O(streams that want that device), never
-// O(all streams). A malformed message is dropped and counted and reaches no
+// stream; a message is parsed once, into one payload that every stream it
+// is routed to shares (each stream frames it with its own event id), and
+// routed through an index by device, so its cost is O(streams that want
+// that device), never O(all streams). A malformed message is dropped and counted and reaches no
 // stream. A subscription never sees a message that Redis delivered before
 // the subscription was registered (a ping barrier on the shared
 // connection), which is what keeps a warm Lambda from replaying a previous

@@ -150,15 +150,6 @@ func New(rdb Redis, cfg Config) (*Simulator, error) {
 	return s, nil
 }
 
-// Machines returns the simulated device ids.
-func (s *Simulator) Machines() []string {
-	ids := make([]string, len(s.machines))
-	for i, m := range s.machines {
-		ids[i] = m.id
-	}
-	return ids
-}
-
 // Ready is closed once the first tick has been published (or failed), so
 // that every machine has a status before a caller lets clients in.
 func (s *Simulator) Ready() <-chan struct{} { return s.ready }

@@ -555,3 +555,14 @@ func TestPublish(t *testing.T) {
 		t.Errorf("invalid device: %v", err)
 	}
 }
+
+// TestKindsAreChannelRows: every kind Publish takes is the name of a row of
+// the channel table, which gives its channel.
+func TestKindsAreChannelRows(t *testing.T) {
+	t.Parallel()
+	for _, k := range sim.Kinds {
+		if channel.Named(k) == nil {
+			t.Errorf("sim kind %q is no channel kind", k)
+		}
+	}
+}

@@ -86,55 +86,13 @@ func FuzzEncode(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		two = sse.AppendComment(two, string(data)+id+name)
+		two = append(two, ": between\n"...)
 		two, err = sse.AppendEvent(two, ev)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := ssetest.Parse(two); !slices.Equal(got, []ssetest.Event{want(ev), want(ev)}) {
 			t.Fatalf("stream %q parsed as %+v, want twice %+v", two, got, want(ev))
-		}
-	})
-}
-
-// FuzzComment checks that no comment text can end the comment: the comment
-// alone has no field and no blank line, and followed by an event it lets
-// exactly that event through.
-func FuzzComment(f *testing.F) {
-	f.Add("keep-alive")
-	f.Add("")
-	f.Add("\n")
-	f.Add("\r\n\r\n")
-	f.Add("a\rb\nc\r\nd\n\re")
-	f.Add("x\n\ndata: injected\n\n")
-	f.Add("x\rid: 9\revent: evil\rretry: 1\r\r")
-	f.Add("\uFEFF\x00\xFF")
-
-	ev := sse.Event{ID: "1", Name: "n", Data: []byte("d")}
-	f.Fuzz(func(t *testing.T, text string) {
-		c := sse.AppendComment(nil, text)
-
-		lines := 1 + strings.Count(text, "\n") + strings.Count(text, "\r") - strings.Count(text, "\r\n")
-		if bytes.Count(c, []byte{'\n'}) != lines || !bytes.HasSuffix(c, []byte{'\n'}) {
-			t.Fatalf("AppendComment(%q) = %q, want %d lines each ending in LF", text, c, lines)
-		}
-		p := ssetest.Parser{Trace: true}
-		events := p.Feed(c)
-		if len(p.Fields) != 0 || p.Blanks != 0 || len(events) != 0 {
-			t.Fatalf("comment %q parsed as fields %q, %d blank lines, events %+v", c, p.Fields, p.Blanks, events)
-		}
-
-		stream, err := sse.AppendEvent(c, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p = ssetest.Parser{Trace: true}
-		events = p.Feed(stream)
-		if !slices.Equal(p.Fields, []string{"id", "event", "data"}) {
-			t.Fatalf("stream %q has fields %q, want id, event, data", stream, p.Fields)
-		}
-		if !slices.Equal(events, []ssetest.Event{want(ev)}) {
-			t.Fatalf("stream %q parsed as %+v, want [%+v]", stream, events, want(ev))
 		}
 	})
 }

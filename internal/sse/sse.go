@@ -3,14 +3,13 @@
 //
 // Encoder output never lets data inject a field: an id or event name that
 // contains CR, LF or NUL is rejected, data is written as one "data: " line per
-// LF-separated line and rejected if it contains a CR, comment text is split so
-// every line it produces starts with ':', and every event ends with a blank
-// line. So whatever the input, a stream built from these functions parses into
-// exactly the events, comments and retry lines that were appended (the browser
+// LF-separated line and rejected if it contains a CR, and every event ends with
+// a blank line. So whatever the input, a stream built from these functions
+// parses into exactly the events and retry lines that were appended (the browser
 // decodes UTF-8, so bytes that are not valid UTF-8 arrive as U+FFFD).
 //
 // The Append functions write into the caller's buffer and do not allocate
-// when it has room, because one message is encoded for many streams.
+// when it has room, because every event of every stream goes through them.
 package sse
 
 import (
@@ -53,12 +52,11 @@ type Event struct {
 // Field prefixes. Values always follow one space: the parser strips exactly
 // one leading space, so a value that itself starts with a space survives.
 const (
-	idPrefix      = "id: "
-	eventPrefix   = "event: "
-	retryPrefix   = "retry: "
-	dataPrefix    = "data: "
-	commentPrefix = ": "
-	maxRetryLine  = len(retryPrefix) + 19 + 1 // 19 digits hold any int64
+	idPrefix     = "id: "
+	eventPrefix  = "event: "
+	retryPrefix  = "retry: "
+	dataPrefix   = "data: "
+	maxRetryLine = len(retryPrefix) + 19 + 1 // 19 digits hold any int64
 )
 
 // AppendEvent appends ev in wire format (ending with the blank line that
@@ -118,29 +116,6 @@ func AppendEvent(dst []byte, ev Event) ([]byte, error) {
 
 var newline = []byte{'\n'}
 
-// AppendComment appends text as comment lines (": text\n") to dst. Each CR,
-// LF or CRLF in text starts a new comment line, so text can never end the
-// comment and begin a field; empty text gives one empty comment. Comments do
-// not dispatch anything; they keep idle connections open.
-func AppendComment(dst []byte, text string) []byte {
-	for {
-		i := indexLineBreak(text)
-		if i < 0 {
-			break
-		}
-		dst = append(dst, commentPrefix...)
-		dst = append(dst, text[:i]...)
-		dst = append(dst, '\n')
-		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
-			i++
-		}
-		text = text[i+1:]
-	}
-	dst = append(dst, commentPrefix...)
-	dst = append(dst, text...)
-	return append(dst, '\n')
-}
-
 // AppendRetry appends a lone "retry: <ms>\n" line to dst: it sets the
 // browser's reconnection delay without dispatching an event. d is written in
 // whole milliseconds, truncated but at least 1 if d is positive; a negative
@@ -171,14 +146,4 @@ func ValidID(s string) bool {
 		}
 	}
 	return true
-}
-
-// indexLineBreak returns the index of the first CR or LF in s, or -1.
-func indexLineBreak(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\r' || s[i] == '\n' {
-			return i
-		}
-	}
-	return -1
 }

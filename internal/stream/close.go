@@ -50,11 +50,11 @@ func (h *Handler) Close() http.Handler {
 			web.Fail(w, r, h.d.Log, web.Unavailable(fmt.Errorf("stream close: %w", err)))
 			return
 		}
-		h.d.Log.Info("stream close requested", slog.String("user", claims.UserID))
+		h.d.Log.InfoContext(ctx, "stream close requested", slog.String("user", claims.UserID))
 		if err := h.d.Hub.CloseStream(ctx, cur.Lease); err != nil {
 			// The lease is freed already; the stream ends at its next
 			// heartbeat, when its renewal finds it gone.
-			h.d.Log.Warn("close notice failed", slog.String("err", err.Error()))
+			h.d.Log.WarnContext(ctx, "close notice failed", slog.String("err", err.Error()))
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

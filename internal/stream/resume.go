@@ -52,7 +52,7 @@ func (h *Handler) position(ctx context.Context, cur *cursor, userID string, now 
 	defer cancel()
 	user, p, found, err := h.d.Registry.Owner(ctx, cur.Lease)
 	if err != nil {
-		h.d.Log.Warn("cursor lookup failed", slog.String("err", err.Error()))
+		h.d.Log.WarnContext(ctx, "cursor lookup failed", slog.String("err", err.Error()))
 		return false
 	}
 	if found && (user != userID || p != purpose.Alerts) {
@@ -69,7 +69,7 @@ func (h *Handler) position(ctx context.Context, cur *cursor, userID string, now 
 func (s *session) sendHistory(ctx context.Context, devices []string, now time.Time) {
 	all, err := s.readHistory(ctx, devices, s.history, now)
 	if err != nil {
-		s.log.Warn("alert history failed", "err", err.Error())
+		s.log.WarnContext(ctx, "alert history failed", "err", err.Error())
 		return
 	}
 	if len(all) > s.history {

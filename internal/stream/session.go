@@ -310,16 +310,17 @@ func (s *session) finish(reason, kind string, retry time.Duration) string {
 }
 
 // release frees the lease (once); a superseded or revoked lease is left
-// as the registry marked it.
-func (s *session) release() {
+// as the registry marked it. ctx is the request's: the release runs even
+// once it is cancelled (the client gone), and its log line keeps its values.
+func (s *session) release(ctx context.Context) {
 	if s.released {
 		return
 	}
 	s.released = true
-	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 	defer cancel()
 	if err := s.h.d.Registry.Release(ctx, s.lease); err != nil {
-		s.log.Warn("lease release failed", "err", err.Error())
+		s.log.WarnContext(ctx, "lease release failed", "err", err.Error())
 	}
 }
 
@@ -438,7 +439,7 @@ func (h *Handler) refuse(w http.ResponseWriter) {
 func (s *session) replay(ctx context.Context, devices []string, now time.Time) {
 	all, err := s.readHistory(ctx, devices, s.h.d.ReplayLimit, now)
 	if err != nil {
-		s.log.Warn("alert replay failed", "err", err.Error())
+		s.log.WarnContext(ctx, "alert replay failed", "err", err.Error())
 		return
 	}
 	out := all[:0]

@@ -19,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
@@ -186,9 +185,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	defer func() { h.countEnd(s, reason) }() // last: after the release
 	// After the release: the deadline margin (Timing.DeadlineMargin) has
 	// room for the last write and the release, not for this too.
-	defer h.reportMalformed()
+	defer h.reportMalformed(r.Context())
 	defer s.sub.Close()
-	defer s.release()
+	defer s.release(r.Context())
 	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
@@ -203,23 +202,23 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	}
 	qs := s.sub.QueueStats()
 	malformed = h.d.Hub.Stats().Malformed - malformed
-	s.log.Info("stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
+	s.log.InfoContext(r.Context(), "stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
 		slog.Int("dropped", qs.Dropped), slog.Int("coalesced", qs.Coalesced), slog.Int64("malformed", malformed))
 }
 
 // reportMalformed adds what this process's subscription dropped as
 // malformed to the shared counter that /health shows; what it cannot add
 // goes back to the hub, for the next stream end to report.
-func (h *Handler) reportMalformed() {
+func (h *Handler) reportMalformed(ctx context.Context) {
 	n := h.d.Hub.TakeMalformed()
 	if n == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 	defer cancel()
-	if err := h.d.Redis.IncrBy(ctx, h.d.Keys.MalformedCount(), n).Err(); err != nil {
+	if err := h.d.Redis.IncrBy(rctx, h.d.Keys.MalformedCount(), n).Err(); err != nil {
 		h.d.Hub.UntakeMalformed(n)
-		h.d.Log.Warn("malformed count not reported", slog.String("err", err.Error()))
+		h.d.Log.WarnContext(ctx, "malformed count not reported", slog.String("err", err.Error()))
 	}
 }
 
@@ -253,7 +252,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	if !h.join(f, s, devices) {
 		return nil
 	}
-	s.log.Info("stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
 	replay := c.hasCursor && (adm.Resumed || !c.expired && p == purpose.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
 	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
 	return s
@@ -323,7 +322,7 @@ func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, p purpose.P
 			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: p,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(c.claims.ID), Devices: c.devices,
 		},
-		log:     invocationLog(r.Context(), h.d.Log).With(slog.String("purpose", string(p)), slog.String("user", c.claims.UserID)),
+		log:     h.d.Log.With(slog.String("purpose", string(p)), slog.String("user", c.claims.UserID)),
 		history: c.history,
 	}
 }
@@ -383,7 +382,7 @@ func (h *Handler) join(f *refusal, s *session, devices []string) bool {
 		return false
 	}
 	if err != nil {
-		s.release()
+		s.release(f.r.Context())
 		f.soft("subscribe")
 		return false
 	}
@@ -426,20 +425,9 @@ func (h *Handler) notifyEvicted(ctx context.Context, ids []string) {
 	for _, id := range ids {
 		if err := h.d.Hub.Evict(ctx, id); err != nil {
 			// The evicted lease is already marked: its next renewal ends it.
-			h.d.Log.Warn("eviction notice failed", slog.String("err", err.Error()))
+			h.d.Log.WarnContext(ctx, "eviction notice failed", slog.String("err", err.Error()))
 		}
 	}
-}
-
-// invocationLog returns log with the Lambda request id of ctx, as
-// lambdacontext.NewLogger adds it ("requestId"), when ctx is an
-// invocation's. One process may serve many invocations at once (Lambda
-// Managed Instances), so a stream's lines must say which one they are of.
-func invocationLog(ctx context.Context, log *slog.Logger) *slog.Logger {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return log.With(slog.String("requestId", lc.AwsRequestID))
-	}
-	return log
 }
 
 func parseBool(v string, def bool) (bool, error) {
