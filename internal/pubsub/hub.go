@@ -63,10 +63,12 @@ type Hub struct {
 	routes   map[string]*routes       // device -> subscriptions
 	barriers map[string]*Subscription // pending ping payload -> subscription
 	anon     uint64                   // numbers the keys of unaddressable subscriptions
+	evicted  evictions                // recent eviction notices for streams not (yet) here
 
 	connMu  sync.Mutex
 	ps      *redis.PubSub
 	gen     uint64        // the generation of ps: +1 for every new shared connection
+	heard   atomic.Uint64 // the newest generation on which a barrier was answered
 	stopped chan struct{} // closed when the current reader exits
 	// afterDetach, when set (tests), runs in reset between detaching the
 	// connection and ending its subscriptions: the window in which a new
@@ -95,6 +97,7 @@ func NewHub(rdb redis.UniversalClient, ch Channels, log *slog.Logger, now func()
 		subs:           make(map[string]*Subscription),
 		routes:         make(map[string]*routes),
 		barriers:       make(map[string]*Subscription),
+		evicted:        evictions{at: make(map[string]time.Time)},
 	}
 }
 
@@ -189,7 +192,13 @@ func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, lim Queu
 	h.mu.Lock()
 	h.add(s)
 	h.barriers[token] = s
+	// A notice that came before s was added found no one: s was evicted
+	// while its connect was between admission and here.
+	evicted := s.stream != "" && h.evicted.has(s.stream, h.now())
 	h.mu.Unlock()
+	if evicted {
+		s.end(Evicted)
+	}
 	// Registered before the ping: a reset of this connection from here on
 	// finds s (loseAll); one that came before closed ps, so the ping fails.
 	if err := ps.Ping(bctx, token); err != nil {
@@ -383,9 +392,32 @@ func (h *Hub) conn(ctx context.Context) (*redis.PubSub, uint64) {
 	h.ps = ps
 	h.gen++
 	h.stopped = make(chan struct{})
-	go h.read(ps, h.stopped)
+	go h.read(ps, h.gen, h.stopped)
 	return ps, h.gen
 }
+
+// Epoch names a shared connection whose subscription Redis has confirmed
+// (a barrier answered on it); 0 names none.
+type Epoch uint64
+
+// Epoch returns the current shared connection if Redis has confirmed its
+// subscription, else 0. Every control notice published after that point
+// reaches the hub for as long as that connection lasts.
+func (h *Hub) Epoch() Epoch {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.ps != nil && h.heard.Load() == h.gen {
+		return Epoch(h.gen)
+	}
+	return 0
+}
+
+// HeardSince reports whether s was made on the connection e names (e not
+// 0): then every eviction notice published since e was taken reached the
+// hub, and so either ended s or was remembered for it (see evictions).
+// A stream that took e before its admission therefore knows from End
+// whether it was evicted before it joined.
+func (s *Subscription) HeardSince(e Epoch) bool { return e != 0 && Epoch(s.gen) == e }
 
 // reset drops the shared subscription ps (if it is still current) and ends
 // every subscription made on it. The next Subscribe makes a new one; the
@@ -421,7 +453,7 @@ func (h *Hub) loseAll(gen uint64) {
 }
 
 // read is the one goroutine that reads the shared subscription.
-func (h *Hub) read(ps *redis.PubSub, stopped chan struct{}) {
+func (h *Hub) read(ps *redis.PubSub, gen uint64, stopped chan struct{}) {
 	defer close(stopped)
 	ctx := context.Background()
 	for {
@@ -439,6 +471,7 @@ func (h *Hub) read(ps *redis.PubSub, stopped chan struct{}) {
 		case *redis.Message:
 			h.route(m.Channel, m.Payload)
 		case *redis.Pong:
+			h.heard.Store(gen)
 			h.barrier(m.Payload)
 		}
 	}
@@ -533,12 +566,53 @@ func (h *Hub) control(payload string) {
 	if id == "" {
 		return
 	}
-	h.mu.RLock()
+	// The write lock, so that a Subscribe of id either is found here or
+	// finds the notice remembered (notices are rare: one per eviction).
+	h.mu.Lock()
 	s := h.subs[id]
-	h.mu.RUnlock()
-	if s != nil && s.stream == id {
+	found := s != nil && s.stream == id
+	if !found && e == Evicted {
+		h.evicted.add(id, h.now())
+	}
+	h.mu.Unlock()
+	if found {
 		s.end(e)
 	}
+}
+
+// evictions remembers, for evictedFor, the eviction notices of streams the
+// hub did not serve when they came. A connect admitted in Redis joins its
+// hub a few milliseconds later; a newer connect that evicts it meanwhile
+// publishes its notice before that, and Subscribe must still see it, so
+// that the connect answers as superseded without reading its lease back.
+// Every process receives every notice, so the memory is bounded: the
+// oldest are forgotten past evictedMax (then the lease's mark still ends
+// the stream at its first renewal, as when a notice is lost).
+type evictions struct {
+	at    map[string]time.Time
+	order []string // ids in the order they came, oldest first
+}
+
+const (
+	evictedFor = 10 * time.Second // well past a connect's Redis timeout (3 s)
+	evictedMax = 4096             // about 400 evictions/s over the whole service
+)
+
+func (e *evictions) add(id string, now time.Time) {
+	for len(e.order) > 0 && (len(e.order) >= evictedMax || now.Sub(e.at[e.order[0]]) > evictedFor) {
+		delete(e.at, e.order[0])
+		e.order = e.order[1:]
+	}
+	if _, ok := e.at[id]; ok {
+		return // a repeated notice keeps its first time and place
+	}
+	e.at[id] = now
+	e.order = append(e.order, id)
+}
+
+func (e *evictions) has(id string, now time.Time) bool {
+	at, ok := e.at[id]
+	return ok && now.Sub(at) <= evictedFor
 }
 
 // Close ends the shared subscription (tests, local server shutdown).

@@ -241,6 +241,9 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	}
 	now := h.d.Clock.Now()
 	s := h.newSession(w, r, p, c)
+	// Before the admission: whether the hub hears this lease's eviction
+	// notices from here on decides whether join must read the lease back.
+	epoch := h.d.Hub.Epoch()
 	adm, ok := h.admit(f, s, c, now)
 	if !ok {
 		return nil
@@ -249,7 +252,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	if p == purpose.Alerts {
 		devices = adm.Owned
 	}
-	if !h.join(f, s, devices) {
+	if !h.join(f, s, devices, epoch) {
 		return nil
 	}
 	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
@@ -363,17 +366,25 @@ func (h *Handler) admit(f *refusal, s *session, c connect, now time.Time) (regis
 // join subscribes the admitted stream to the hub. It answers the request
 // itself (and frees the lease when it is still the stream's) when the
 // stream cannot join.
-func (h *Handler) join(f *refusal, s *session, devices []string) bool {
+func (h *Handler) join(f *refusal, s *session, devices []string, epoch pubsub.Epoch) bool {
 	ctx, cancel := context.WithTimeout(f.r.Context(), h.d.Timing.ConnectTimeout)
 	defer cancel()
 	sub, err := h.d.Hub.Subscribe(ctx, s.lease.ID, pubsub.Filter{Devices: devices, Purpose: s.purpose},
 		pubsub.QueueLimits{Capacity: h.d.QueueSize, Realtime: h.d.Timing.RealtimeMin})
 	superseded := false
 	if err == nil {
-		// A newer connect that evicted this lease before it joined the hub
-		// published its notice to nobody; from here on notices arrive, and
-		// the lease tells about the ones before.
-		if superseded, err = h.d.Registry.Superseded(ctx, s.lease.ID); err != nil || superseded {
+		// A newer connect that evicted this lease after its admission
+		// published a notice. When the hub's connection was listening
+		// before the admission and still is (HeardSince), the hub has that
+		// notice, from before this stream joined (remembered) or from
+		// while it joined (sub ended). Otherwise (a fresh or reset
+		// connection) the notice may have reached no one, and the lease
+		// tells.
+		superseded = sub.End() == pubsub.Evicted
+		if !superseded && !sub.HeardSince(epoch) {
+			superseded, err = h.d.Registry.Superseded(ctx, s.lease.ID)
+		}
+		if err != nil || superseded {
 			sub.Close()
 		}
 	}
