@@ -161,6 +161,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 		panic any
 	}
 	began := h.d.Clock.Now()
+	// Before the first bytes: a message the client's first events let it
+	// trigger could otherwise be counted before this is read.
+	malformed := h.d.Hub.Stats().Malformed
 	sw := &statusWriter{ResponseWriter: w}
 	opened := make(chan result, 1)
 	go func() {
@@ -191,7 +194,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	defer s.stopWatch()
 	h.streams.Add(1)
 	defer h.streams.Add(-1)
-	malformed := h.d.Hub.Stats().Malformed
 	switch {
 	case !s.startFailed:
 		reason = s.loop(r.Context())
