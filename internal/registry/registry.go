@@ -45,7 +45,7 @@ var (
 	releaseScript = redis.NewScript(releaseSrc)
 )
 
-// Outcomes of Connect and Renew that are not errors of Redis.
+// Outcomes of Connect, Renew and Close that are not errors of Redis.
 var (
 	ErrRevoked    = errors.New("registry: ticket revoked")
 	ErrForbidden  = errors.New("registry: device not owned")
@@ -196,9 +196,8 @@ type Lease struct {
 
 // Renew extends a live lease. It returns ErrSuperseded, ErrRevoked (the
 // ticket record is gone or the user's revocation generation moved past the
-// lease's),
-// ErrForbidden (a data stream's device left the user's set) or ErrGone
-// when the stream must end. For alerts streams it returns the user's
+// lease's), ErrForbidden (a data stream's device left the user's set) or
+// ErrGone when the stream must end. For alerts streams it returns the user's
 // current device set, so they follow ownership changes.
 func (r *Registry) Renew(ctx context.Context, l Lease, now time.Time) ([]string, error) {
 	keys := []string{r.keys.Lease(l.ID), r.keys.UserLeases(l.UserID, l.Purpose), r.keys.IPLeases(l.IP), l.TicketKey, r.keys.UserDevices(l.UserID), r.keys.UserGeneration(l.UserID)}

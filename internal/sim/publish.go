@@ -12,18 +12,9 @@ import (
 	"github.com/machinedash/sse/internal/device"
 )
 
-// Kinds of event Publish takes (the local debug panel's): each is the
-// Name of its channel's row in internal/channel.
-const (
-	KindRealtime  = "realtime"
-	KindSPC       = "spc"
-	KindSPCSeries = "spc-series"
-	KindAlert     = "alert"
-	KindAlarm     = "alarm"
-)
-
-// Kinds lists the kinds Publish takes.
-var Kinds = []string{KindRealtime, KindSPC, KindSPCSeries, KindAlert, KindAlarm}
+// Kinds lists the kinds Publish takes (the local debug panel's), by the
+// Name of their channel's row: those whose message shape it knows.
+var Kinds = []string{channel.Realtime.Name, channel.SPC.Name, channel.SPCSeries.Name, channel.Alert.Name, channel.Alarm.Name}
 
 // Errors of Publish.
 var (
@@ -43,18 +34,19 @@ func Publish(ctx context.Context, rdb redis.Cmdable, keys config.Keys, kind, dev
 		return 0, ErrDevice
 	}
 	m := message{DeviceID: deviceID, Timestamp: stamp(now)}
-	switch kind {
-	case KindRealtime, KindSPC, KindSPCSeries:
+	c := channel.Named(kind)
+	switch c {
+	case channel.Realtime, channel.SPC, channel.SPCSeries:
 		m.Data = payload{DevID: deviceID, Data: body}
-	case KindAlert:
+	case channel.Alert:
 		m.Alert = body
-	case KindAlarm:
+	case channel.Alarm:
 		m.Alarm = body
 	default:
 		return 0, ErrKind
 	}
 	p := rdb.Pipeline()
-	n := enqueue(ctx, p, keys, kind, deviceID, encode(m))
+	n := enqueue(ctx, p, keys, c, deviceID, encode(m))
 	if _, err := p.Exec(ctx); err != nil {
 		return 0, err
 	}
@@ -64,10 +56,10 @@ func Publish(ctx context.Context, rdb redis.Cmdable, keys config.Keys, kind, dev
 // enqueue adds the commands that publish msg of kind to p: the one place
 // that knows each kind's channel, and that an alert goes onto its
 // history first.
-func enqueue(ctx context.Context, p redis.Pipeliner, k config.Keys, kind, deviceID string, msg []byte) *redis.IntCmd {
-	if kind == KindAlert {
+func enqueue(ctx context.Context, p redis.Pipeliner, k config.Keys, c *channel.Kind, deviceID string, msg []byte) *redis.IntCmd {
+	if c == channel.Alert {
 		p.LPush(ctx, k.AlertHistory(deviceID), msg)
 		p.LTrim(ctx, k.AlertHistory(deviceID), 0, HistoryLen-1)
 	}
-	return p.Publish(ctx, k.Channel(channel.Named(kind)), msg)
+	return p.Publish(ctx, k.Channel(c), msg)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/pubsub"
@@ -254,15 +255,15 @@ func (s *Simulator) step(ctx context.Context, now time.Time) error {
 		out := m.advance(now, s.rng, s.cfg)
 		p.Set(ctx, k.Status(m.id), out.status, 0)
 		for _, e := range []struct {
-			kind string
+			kind *channel.Kind
 			msg  []byte
-		}{{KindRealtime, out.realtime}, {KindSPC, out.spc}, {KindSPCSeries, out.series}, {KindAlarm, out.alarm}, {KindAlert, out.alert}} {
+		}{{channel.Realtime, out.realtime}, {channel.SPC, out.spc}, {channel.SPCSeries, out.series}, {channel.Alarm, out.alarm}, {channel.Alert, out.alert}} {
 			if e.msg == nil {
 				continue
 			}
 			enqueue(ctx, p, k, e.kind, m.id, e.msg)
 			published++
-			if e.kind == KindAlert {
+			if e.kind == channel.Alert {
 				alerts++
 			}
 		}
