@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/machinedash/sse/internal/lambdatest"
+	"github.com/machinedash/sse/internal/redistest"
 )
 
 // TestCommandLine runs the built local server as a developer would, and
@@ -19,12 +19,7 @@ import (
 // chatter before it).
 func TestCommandLine(t *testing.T) {
 	bin := lambdatest.Build(t, ".")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close()
+	dead := redistest.DeadAddr(t)
 
 	for _, tc := range []struct {
 		name  string

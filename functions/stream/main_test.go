@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/machinedash/sse/internal/lambdatest"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
+	"github.com/machinedash/sse/internal/ssetest"
 	"github.com/machinedash/sse/internal/ticket"
 )
 
@@ -450,15 +452,18 @@ func ms(d time.Duration) string { return d.Round(100 * time.Microsecond).String(
 
 // sseEvent is one dispatched SSE event as a browser parses it.
 type sseEvent struct {
-	ID, Name, Data, Retry string
-	Chunk                 int // index of the chunk that completed it
+	ID, Name, Data string
+	Retry          string // the retry field sent with this event, if any
+	Chunk          int    // index of the chunk that completed it
 }
 
-// sseStream reads an invocation's body chunk by chunk and parses events.
+// sseStream reads an invocation's body chunk by chunk and parses events
+// (internal/ssetest, as a browser does).
 type sseStream struct {
 	inv    *lambdatest.Invocation
 	chunks []lambdatest.Chunk
 	buf    string
+	p      ssetest.Parser
 }
 
 func (s *sseStream) raw() []byte {
@@ -478,30 +483,24 @@ func (s *sseStream) chunk(ctx context.Context) ([]sseEvent, error) {
 	s.chunks = append(s.chunks, c)
 	s.buf += string(c.Data)
 	var evs []sseEvent
+	// The service ends each event with a blank line (LF LF); a block is
+	// parsed by the stream's parser, and again alone to see whether it
+	// carried a retry field of its own.
 	for {
 		block, rest, ok := strings.Cut(s.buf, "\n\n")
 		if !ok {
 			break
 		}
 		s.buf = rest
-		ev := sseEvent{Chunk: len(s.chunks) - 1}
-		var data []string
-		for _, line := range strings.Split(block, "\n") {
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "id":
-				ev.ID = value
-			case "event":
-				ev.Name = value
-			case "data":
-				data = append(data, value)
-			case "retry":
-				ev.Retry = value
-			}
+		var own ssetest.Parser
+		own.Feed([]byte(block + "\n\n"))
+		retry := ""
+		if r := own.Retry(); r >= 0 {
+			retry = strconv.FormatInt(r, 10)
 		}
-		ev.Data = strings.Join(data, "\n")
-		evs = append(evs, ev)
+		for _, ev := range s.p.Feed([]byte(block + "\n\n")) {
+			evs = append(evs, sseEvent{ID: ev.ID, Name: ev.Name, Data: ev.Data, Retry: retry, Chunk: len(s.chunks) - 1})
+		}
 	}
 	return evs, nil
 }

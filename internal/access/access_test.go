@@ -2,11 +2,8 @@ package access
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -16,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/machinedash/sse/internal/jwttest"
 )
 
 var t0 = time.Date(2026, 1, 28, 21, 0, 0, 0, time.UTC)
@@ -45,27 +44,12 @@ type testKeys struct {
 }
 
 var keysOnce = sync.OnceValues(func() (*testKeys, error) {
-	k := &testKeys{}
-	var err error
-	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		return nil, err
-	}
-	if k.rsaOther, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		return nil, err
-	}
-	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	pk, err := jwttest.Generate()
 	if err != nil {
 		return nil, err
 	}
-	if k.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return nil, err
-	}
-	if k.ecOther, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return nil, err
-	}
-	if k.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
-		return nil, err
-	}
+	k := &testKeys{rsa: pk.RSA, rsaOther: pk.RSAOther, ec: pk.EC, ecOther: pk.ECOther, ec384: pk.EC384}
+	small := pk.RSA1024
 	pkix := func(pub any) string {
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
@@ -110,41 +94,11 @@ func keys(t testing.TB) *testKeys {
 // claims returns valid claims for t0 with overrides applied; a nil override
 // value deletes the claim.
 func claims(over map[string]any) jwt.MapClaims {
-	c := jwt.MapClaims{
+	return jwttest.With(jwt.MapClaims{
 		"sub": "42",
 		"iat": t0.Add(-time.Minute).Unix(),
 		"exp": t0.Add(5 * time.Minute).Unix(),
-	}
-	for k, v := range over {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
-}
-
-func mint(t testing.TB, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(m, c).SignedString(key)
-	if err != nil {
-		t.Fatalf("sign %s: %v", m.Alg(), err)
-	}
-	return s
-}
-
-func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-// hsRaw signs hand-written header and payload JSON with HS256 and secret.
-func hsRaw(t testing.TB, secret []byte, header, payload string) string {
-	t.Helper()
-	signing := b64(header) + "." + b64(payload)
-	sig, err := jwt.SigningMethodHS256.Sign(signing, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}, over)
 }
 
 func TestNewVerifier(t *testing.T) {
@@ -200,12 +154,12 @@ func TestUserID(t *testing.T) {
 	k := keys(t)
 	hs256 := jwt.SigningMethodHS256
 	pemAsSecret := []byte(k.rsaPKIX)
-	noneHeader := func(alg string) string { return b64(`{"alg":"` + alg + `","typ":"JWT"}`) }
+	noneHeader := func(alg string) string { return jwttest.B64(`{"alg":"` + alg + `","typ":"JWT"}`) }
 	validPayload := func() string {
 		b, _ := json.Marshal(claims(nil))
-		return b64(string(b))
+		return jwttest.B64(string(b))
 	}
-	hsValid := func() string { return mint(t, hs256, hsSecret, claims(nil)) }
+	hsValid := func() string { return jwttest.Mint(t, hs256, hsSecret, claims(nil)) }
 
 	tests := []struct {
 		name    string
@@ -216,52 +170,52 @@ func TestUserID(t *testing.T) {
 	}{
 		// Accepted.
 		{name: "HS256 string sub", v: k.hsVerifier, token: hsValid(), want: "42"},
-		{name: "numeric sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": 1})), want: "1"},
-		{name: "numeric sub 1.0 is integral", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1.0")})), want: "1"},
-		{name: "numeric sub 1e3", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e3")})), want: "1000"},
-		{name: "numeric sub 2.5E1", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("2.5E1")})), want: "25"},
-		{name: "numeric sub beyond float64 precision stays exact", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("12345678901234567891")})), want: "12345678901234567891"},
-		{name: "numeric sub 0", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": 0})), want: "0"},
-		{name: "custom user claim", v: k.customVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"userId": "u-7", "sub": "other"})), want: "u-7"},
-		{name: "custom user claim numeric", v: k.customVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"userId": 7, "sub": nil})), want: "7"},
-		{name: "RS256 PKIX", v: k.rsaVerifier, token: mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), want: "42"},
-		{name: "RS256 PKCS1", v: k.rsaPKCS1Verif, token: mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), want: "42"},
-		{name: "ES256", v: k.ecVerifier, token: mint(t, jwt.SigningMethodES256, k.ec, claims(nil)), want: "42"},
-		{name: "expired within leeway", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"exp": t0.Add(-29 * time.Second).Unix()})), want: "42"},
-		{name: "nbf within leeway", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"nbf": t0.Add(29 * time.Second).Unix()})), want: "42"},
-		{name: "no iat", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"iat": nil})), want: "42"},
-		{name: "max length id", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": strings.Repeat("a", 128)})), want: strings.Repeat("a", 128)},
+		{name: "numeric sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": 1})), want: "1"},
+		{name: "numeric sub 1.0 is integral", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1.0")})), want: "1"},
+		{name: "numeric sub 1e3", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e3")})), want: "1000"},
+		{name: "numeric sub 2.5E1", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("2.5E1")})), want: "25"},
+		{name: "numeric sub beyond float64 precision stays exact", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("12345678901234567891")})), want: "12345678901234567891"},
+		{name: "numeric sub 0", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": 0})), want: "0"},
+		{name: "custom user claim", v: k.customVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"userId": "u-7", "sub": "other"})), want: "u-7"},
+		{name: "custom user claim numeric", v: k.customVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"userId": 7, "sub": nil})), want: "7"},
+		{name: "RS256 PKIX", v: k.rsaVerifier, token: jwttest.Mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), want: "42"},
+		{name: "RS256 PKCS1", v: k.rsaPKCS1Verif, token: jwttest.Mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), want: "42"},
+		{name: "ES256", v: k.ecVerifier, token: jwttest.Mint(t, jwt.SigningMethodES256, k.ec, claims(nil)), want: "42"},
+		{name: "expired within leeway", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"exp": t0.Add(-29 * time.Second).Unix()})), want: "42"},
+		{name: "nbf within leeway", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"nbf": t0.Add(29 * time.Second).Unix()})), want: "42"},
+		{name: "no iat", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"iat": nil})), want: "42"},
+		{name: "max length id", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": strings.Repeat("a", 128)})), want: strings.Repeat("a", 128)},
 
 		// Refused: time.
-		{name: "expired", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"exp": t0.Add(-31 * time.Second).Unix()})), wantErr: ErrInvalid},
-		{name: "no exp", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"exp": nil})), wantErr: ErrInvalid},
-		{name: "exp as string", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"exp": "2099-01-01"})), wantErr: ErrInvalid},
-		{name: "not yet valid", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"nbf": t0.Add(31 * time.Second).Unix()})), wantErr: ErrInvalid},
-		{name: "issued in the future", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"iat": t0.Add(time.Minute).Unix()})), wantErr: ErrInvalid},
+		{name: "expired", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"exp": t0.Add(-31 * time.Second).Unix()})), wantErr: ErrInvalid},
+		{name: "no exp", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"exp": nil})), wantErr: ErrInvalid},
+		{name: "exp as string", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"exp": "2099-01-01"})), wantErr: ErrInvalid},
+		{name: "not yet valid", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"nbf": t0.Add(31 * time.Second).Unix()})), wantErr: ErrInvalid},
+		{name: "issued in the future", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"iat": t0.Add(time.Minute).Unix()})), wantErr: ErrInvalid},
 
 		// Refused: user claim.
-		{name: "no user claim", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": nil})), wantErr: ErrInvalid},
+		{name: "no user claim", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": nil})), wantErr: ErrInvalid},
 		{name: "custom claim absent though sub present", v: k.customVerifier, token: hsValid(), wantErr: ErrInvalid},
-		{name: "empty sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": ""})), wantErr: ErrInvalid},
-		{name: "null sub", v: k.hsVerifier, token: hsRaw(t, hsSecret, `{"alg":"HS256","typ":"JWT"}`, `{"sub":null,"exp":1900000000}`), wantErr: ErrInvalid},
-		{name: "bool sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": true})), wantErr: ErrInvalid},
-		{name: "object sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": map[string]any{"id": 1}})), wantErr: ErrInvalid},
-		{name: "array sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": []any{"1"}})), wantErr: ErrInvalid},
-		{name: "non-integral sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": 1.5})), wantErr: ErrInvalid},
-		{name: "tiny sub 1e-3", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e-3")})), wantErr: ErrInvalid},
-		{name: "huge exponent sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e999999999")})), wantErr: ErrInvalid},
-		{name: "129 digit sub", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e128")})), wantErr: ErrInvalid},
-		{name: "sub too long", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": strings.Repeat("a", 129)})), wantErr: ErrInvalid},
-		{name: "sub with space", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": "a b"})), wantErr: ErrInvalid},
-		{name: "sub with newline", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": "a\nb"})), wantErr: ErrInvalid},
-		{name: "sub non-ASCII", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"sub": "ü"})), wantErr: ErrInvalid},
+		{name: "empty sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": ""})), wantErr: ErrInvalid},
+		{name: "null sub", v: k.hsVerifier, token: jwttest.HS256(t, hsSecret, `{"alg":"HS256","typ":"JWT"}`, `{"sub":null,"exp":1900000000}`), wantErr: ErrInvalid},
+		{name: "bool sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": true})), wantErr: ErrInvalid},
+		{name: "object sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": map[string]any{"id": 1}})), wantErr: ErrInvalid},
+		{name: "array sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": []any{"1"}})), wantErr: ErrInvalid},
+		{name: "non-integral sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": 1.5})), wantErr: ErrInvalid},
+		{name: "tiny sub 1e-3", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e-3")})), wantErr: ErrInvalid},
+		{name: "huge exponent sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e999999999")})), wantErr: ErrInvalid},
+		{name: "129 digit sub", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": json.Number("1e128")})), wantErr: ErrInvalid},
+		{name: "sub too long", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": strings.Repeat("a", 129)})), wantErr: ErrInvalid},
+		{name: "sub with space", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": "a b"})), wantErr: ErrInvalid},
+		{name: "sub with newline", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": "a\nb"})), wantErr: ErrInvalid},
+		{name: "sub non-ASCII", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"sub": "ü"})), wantErr: ErrInvalid},
 
 		// Refused: signature and algorithm.
-		{name: "wrong secret", v: k.hsVerifier, token: mint(t, hs256, []byte("another-secret-another-secret-xx"), claims(nil)), wantErr: ErrInvalid},
+		{name: "wrong secret", v: k.hsVerifier, token: jwttest.Mint(t, hs256, []byte("another-secret-another-secret-xx"), claims(nil)), wantErr: ErrInvalid},
 		{name: "tampered payload", v: k.hsVerifier, token: func() string {
 			p := strings.Split(hsValid(), ".")
 			b, _ := json.Marshal(claims(map[string]any{"sub": "1"}))
-			return p[0] + "." + b64(string(b)) + "." + p[2]
+			return p[0] + "." + jwttest.B64(string(b)) + "." + p[2]
 		}(), wantErr: ErrInvalid},
 		{name: "tampered signature", v: k.hsVerifier, token: func() string {
 			s := hsValid()
@@ -280,19 +234,19 @@ func TestUserID(t *testing.T) {
 			p := strings.Split(hsValid(), ".")
 			return noneHeader("none") + "." + p[1] + "." + p[2]
 		}(), wantErr: ErrInvalid},
-		{name: "no alg", v: k.hsVerifier, token: hsRaw(t, hsSecret, `{"typ":"JWT"}`, `{"sub":"42","exp":1900000000}`), wantErr: ErrInvalid},
-		{name: "alg confusion: HS256 keyed with the RSA PEM", v: k.rsaVerifier, token: mint(t, hs256, pemAsSecret, claims(nil)), wantErr: ErrInvalid},
-		{name: "alg confusion: HS256 keyed with the EC PEM", v: k.ecVerifier, token: mint(t, hs256, []byte(k.ecPEM), claims(nil)), wantErr: ErrInvalid},
-		{name: "HS384 with the right secret", v: k.hsVerifier, token: mint(t, jwt.SigningMethodHS384, hsSecret, claims(nil)), wantErr: ErrInvalid},
-		{name: "RS256 against HS verifier", v: k.hsVerifier, token: mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), wantErr: ErrInvalid},
-		{name: "ES256 against HS verifier", v: k.hsVerifier, token: mint(t, jwt.SigningMethodES256, k.ec, claims(nil)), wantErr: ErrInvalid},
-		{name: "ES256 against RSA verifier", v: k.rsaVerifier, token: mint(t, jwt.SigningMethodES256, k.ec, claims(nil)), wantErr: ErrInvalid},
-		{name: "RS256 against EC verifier", v: k.ecVerifier, token: mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), wantErr: ErrInvalid},
-		{name: "PS256 with the right RSA key", v: k.rsaVerifier, token: mint(t, jwt.SigningMethodPS256, k.rsa, claims(nil)), wantErr: ErrInvalid},
-		{name: "RS512 with the right RSA key", v: k.rsaVerifier, token: mint(t, jwt.SigningMethodRS512, k.rsa, claims(nil)), wantErr: ErrInvalid},
-		{name: "ES384 against EC verifier", v: k.ecVerifier, token: mint(t, jwt.SigningMethodES384, k.ec384, claims(nil)), wantErr: ErrInvalid},
-		{name: "RS256 other key", v: k.rsaVerifier, token: mint(t, jwt.SigningMethodRS256, k.rsaOther, claims(nil)), wantErr: ErrInvalid},
-		{name: "ES256 other key", v: k.ecVerifier, token: mint(t, jwt.SigningMethodES256, k.ecOther, claims(nil)), wantErr: ErrInvalid},
+		{name: "no alg", v: k.hsVerifier, token: jwttest.HS256(t, hsSecret, `{"typ":"JWT"}`, `{"sub":"42","exp":1900000000}`), wantErr: ErrInvalid},
+		{name: "alg confusion: HS256 keyed with the RSA PEM", v: k.rsaVerifier, token: jwttest.Mint(t, hs256, pemAsSecret, claims(nil)), wantErr: ErrInvalid},
+		{name: "alg confusion: HS256 keyed with the EC PEM", v: k.ecVerifier, token: jwttest.Mint(t, hs256, []byte(k.ecPEM), claims(nil)), wantErr: ErrInvalid},
+		{name: "HS384 with the right secret", v: k.hsVerifier, token: jwttest.Mint(t, jwt.SigningMethodHS384, hsSecret, claims(nil)), wantErr: ErrInvalid},
+		{name: "RS256 against HS verifier", v: k.hsVerifier, token: jwttest.Mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), wantErr: ErrInvalid},
+		{name: "ES256 against HS verifier", v: k.hsVerifier, token: jwttest.Mint(t, jwt.SigningMethodES256, k.ec, claims(nil)), wantErr: ErrInvalid},
+		{name: "ES256 against RSA verifier", v: k.rsaVerifier, token: jwttest.Mint(t, jwt.SigningMethodES256, k.ec, claims(nil)), wantErr: ErrInvalid},
+		{name: "RS256 against EC verifier", v: k.ecVerifier, token: jwttest.Mint(t, jwt.SigningMethodRS256, k.rsa, claims(nil)), wantErr: ErrInvalid},
+		{name: "PS256 with the right RSA key", v: k.rsaVerifier, token: jwttest.Mint(t, jwt.SigningMethodPS256, k.rsa, claims(nil)), wantErr: ErrInvalid},
+		{name: "RS512 with the right RSA key", v: k.rsaVerifier, token: jwttest.Mint(t, jwt.SigningMethodRS512, k.rsa, claims(nil)), wantErr: ErrInvalid},
+		{name: "ES384 against EC verifier", v: k.ecVerifier, token: jwttest.Mint(t, jwt.SigningMethodES384, k.ec384, claims(nil)), wantErr: ErrInvalid},
+		{name: "RS256 other key", v: k.rsaVerifier, token: jwttest.Mint(t, jwt.SigningMethodRS256, k.rsaOther, claims(nil)), wantErr: ErrInvalid},
+		{name: "ES256 other key", v: k.ecVerifier, token: jwttest.Mint(t, jwt.SigningMethodES256, k.ecOther, claims(nil)), wantErr: ErrInvalid},
 
 		// Refused: shape.
 		{name: "empty", v: k.hsVerifier, token: "", wantErr: ErrMissing},
@@ -304,8 +258,8 @@ func TestUserID(t *testing.T) {
 			p := strings.Split(hsValid(), ".")
 			return p[0] + "." + p[1] + "=." + p[2]
 		}(), wantErr: ErrInvalid},
-		{name: "payload not an object", v: k.hsVerifier, token: hsRaw(t, hsSecret, `{"alg":"HS256"}`, `[1,2]`), wantErr: ErrInvalid},
-		{name: "over MaxTokenLen", v: k.hsVerifier, token: mint(t, hs256, hsSecret, claims(map[string]any{"pad": strings.Repeat("x", MaxTokenLen)})), wantErr: ErrInvalid},
+		{name: "payload not an object", v: k.hsVerifier, token: jwttest.HS256(t, hsSecret, `{"alg":"HS256"}`, `[1,2]`), wantErr: ErrInvalid},
+		{name: "over MaxTokenLen", v: k.hsVerifier, token: jwttest.Mint(t, hs256, hsSecret, claims(map[string]any{"pad": strings.Repeat("x", MaxTokenLen)})), wantErr: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

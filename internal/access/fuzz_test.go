@@ -1,59 +1,14 @@
 package access
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/hmac"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"math/big"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-)
 
-// signedBy is an oracle independent of the jwt library: it reports whether
-// token's header names alg and its signature verifies with key.
-func signedBy(token, alg string, key any) bool {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return false
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if json.Unmarshal(hb, &h) != nil || h.Alg != alg {
-		return false
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return false
-	}
-	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	switch k := key.(type) {
-	case []byte:
-		m := hmac.New(sha256.New, k)
-		m.Write([]byte(parts[0] + "." + parts[1]))
-		return hmac.Equal(sig, m.Sum(nil))
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, sum[:], sig) == nil
-	case *ecdsa.PublicKey:
-		if len(sig) != 64 {
-			return false
-		}
-		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
-		return ecdsa.Verify(k, sum[:], r, s)
-	}
-	return false
-}
+	"github.com/machinedash/sse/internal/jwttest"
+)
 
 // FuzzUserID feeds arbitrary strings to an HS256, an RS256 and an ES256
 // verifier: none may panic or yield a user id for a token that the oracle
@@ -64,14 +19,14 @@ func FuzzUserID(f *testing.F) {
 	k := keys(f)
 	hs := jwt.SigningMethodHS256
 	seeds := []string{
-		mint(f, hs, hsSecret, claims(nil)),
-		mint(f, hs, hsSecret, claims(map[string]any{"sub": 1})),
-		mint(f, hs, hsSecret, claims(map[string]any{"sub": json.Number("1.5e3")})),
-		mint(f, hs, hsSecret, claims(map[string]any{"nbf": t0.Unix()})),
-		mint(f, jwt.SigningMethodRS256, k.rsa, claims(nil)),
-		mint(f, jwt.SigningMethodES256, k.ec, claims(nil)),
-		mint(f, hs, []byte(k.rsaPKIX), claims(nil)),
-		b64(`{"alg":"none"}`) + "." + b64(`{"sub":"1","exp":1900000000}`) + ".",
+		jwttest.Mint(f, hs, hsSecret, claims(nil)),
+		jwttest.Mint(f, hs, hsSecret, claims(map[string]any{"sub": 1})),
+		jwttest.Mint(f, hs, hsSecret, claims(map[string]any{"sub": json.Number("1.5e3")})),
+		jwttest.Mint(f, hs, hsSecret, claims(map[string]any{"nbf": t0.Unix()})),
+		jwttest.Mint(f, jwt.SigningMethodRS256, k.rsa, claims(nil)),
+		jwttest.Mint(f, jwt.SigningMethodES256, k.ec, claims(nil)),
+		jwttest.Mint(f, hs, []byte(k.rsaPKIX), claims(nil)),
+		jwttest.B64(`{"alg":"none"}`) + "." + jwttest.B64(`{"sub":"1","exp":1900000000}`) + ".",
 		`{"sub":"1","exp":1900000000}`,
 		`{"sub":12345678901234567890,"exp":1900000000,"iat":1}`,
 		`{"sub":"x","exp":1e300}`,
@@ -99,7 +54,7 @@ func FuzzUserID(f *testing.F) {
 				}
 				continue
 			}
-			if !signedBy(s, vv.alg, vv.key) {
+			if !jwttest.SignedBy(s, vv.alg, vv.key) {
 				t.Fatalf("%s verifier accepted a token not signed with its key: %q", vv.alg, s)
 			}
 			if !ValidUserID(id) {
@@ -108,7 +63,7 @@ func FuzzUserID(f *testing.F) {
 		}
 
 		// s as a payload signed with the right key: claim checks alone decide.
-		tok := hsRaw(t, hsSecret, `{"alg":"HS256","typ":"JWT"}`, s)
+		tok := jwttest.HS256(t, hsSecret, `{"alg":"HS256","typ":"JWT"}`, s)
 		id, err := k.hsVerifier.UserID(tok)
 		if err != nil {
 			return

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -87,7 +86,21 @@ func (r *realServer) restart(t *testing.T, addr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	s, err := devserver.Start(ctx, devserver.Options{Addr: addr, Getenv: func(k string) string { return r.env[k] }, Log: r.logs})
+	// A port given back by Close may be held for a moment by another
+	// socket (an outgoing connection can get it as its ephemeral port):
+	// try again until the wait is over.
+	var s *devserver.Server
+	var err error
+	for {
+		s, err = devserver.Start(ctx, devserver.Options{Addr: addr, Getenv: func(k string) string { return r.env[k] }, Log: r.logs})
+		if err == nil || !strings.Contains(err.Error(), "taken") || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -384,13 +397,8 @@ func logTime(t *testing.T, m map[string]any) time.Time {
 func TestClientLiveAgainAfterServerRestart(t *testing.T) {
 	t.Parallel()
 	tb := newBrowser(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := startReal(t, addr, nil)
+	s := startReal(t, "127.0.0.1:0", nil)
+	addr := strings.TrimPrefix(s.URL, "http://") // restart reuses the port
 	tb.open(t, s.URL+"/#user=1")
 	tb.evalUntil(t, "live", pageLive, browserWait)
 	if err := s.Close(); err != nil {

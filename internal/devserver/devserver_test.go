@@ -1,7 +1,6 @@
 package devserver_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/machinedash/sse/internal/devserver"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/sim"
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 // wait bounds every wait for an event.
@@ -142,39 +142,28 @@ func resume(t *testing.T, url, lastID string, status int) (events <-chan event, 
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	t.Cleanup(func() { cancel(); res.Body.Close() })
+	t.Cleanup(cancel)
+	res := ssetest.Do(t, http.DefaultClient, req)
+	t.Cleanup(func() { res.Body.Close() })
 	if res.StatusCode != status {
 		t.Fatalf("GET stream: %d, want %d", res.StatusCode, status)
 	}
 	if status == 200 && !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("GET stream: Content-Type %s", res.Header.Get("Content-Type"))
 	}
+	s := ssetest.Read(t, res.Body)
 	out := make(chan event, 1024)
 	go func() {
 		defer close(out)
-		sc := bufio.NewScanner(res.Body)
-		var e event
-		for sc.Scan() {
-			line := sc.Text()
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch {
-			case line == "":
-				if e.name != "" || e.data != "" {
-					out <- e
-				}
-				e = event{}
-			case field == "id":
-				e.id = value
-			case field == "event":
-				e.name = value
-			case field == "data":
-				e.data += value
+		for {
+			ev, err := s.NextCtx(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case out <- event{id: ev.ID, name: ev.Name, data: ev.Data}:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
@@ -539,23 +528,35 @@ func TestStartFailsCleanly(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"CORS_ALLOWED_ORIGINS": "*", "HEARTBEAT_INTERVAL": "often"}
 	// The same address twice: a listener leaked by the first failure would
-	// make the second fail to listen instead.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	for range 2 {
-		s, err := devserver.Start(context.Background(), devserver.Options{Addr: addr, Simulate: true, Getenv: func(k string) string { return env[k] }})
-		if err == nil {
-			_ = s.Close()
-			t.Fatal("Start accepted an invalid configuration")
+	// make the second fail to listen instead. The address is one that was
+	// free a moment ago; if something else took it before the first Start,
+	// that Start says "taken" and another address is tried.
+	for attempt := 0; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, want := range []string{"CORS_ALLOWED_ORIGINS", "HEARTBEAT_INTERVAL"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not name %s", err, want)
+		addr := l.Addr().String()
+		l.Close()
+		raced := false
+		for i := range 2 {
+			s, err := devserver.Start(context.Background(), devserver.Options{Addr: addr, Simulate: true, Getenv: func(k string) string { return env[k] }})
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("Start accepted an invalid configuration")
 			}
+			if i == 0 && attempt < 3 && strings.Contains(err.Error(), "taken") {
+				raced = true
+				break
+			}
+			for _, want := range []string{"CORS_ALLOWED_ORIGINS", "HEARTBEAT_INTERVAL"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+		}
+		if !raced {
+			break
 		}
 	}
 }
@@ -583,12 +584,7 @@ func TestTakenPortHintsAtAddr(t *testing.T) {
 // Start with one line naming REDIS_URL and the address.
 func TestUnreachableRedisIsOneLine(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := redistest.DeadAddr(t)
 	env := map[string]string{"REDIS_URL": "redis://" + addr, "LOG_LEVEL": "warn"}
 	s, err := devserver.Start(context.Background(), devserver.Options{Addr: "127.0.0.1:0", Getenv: func(k string) string { return env[k] }})
 	if err == nil {

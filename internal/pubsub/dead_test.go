@@ -1,15 +1,16 @@
 package pubsub
 
 import (
-	"net"
+	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/machinedash/sse/internal/redistest"
 )
 
 // deadClient returns a client for a loopback port nobody listens on.
-func deadClient() *redis.Client {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	_ = l.Close()
-	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+func deadClient(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: redistest.DeadAddr(t), MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return c
 }

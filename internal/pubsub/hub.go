@@ -138,15 +138,24 @@ func (s *Subscription) Done() <-chan struct{} { return s.done }
 // End returns why Done was closed, or 0 while it is open.
 func (s *Subscription) End() End { return End(s.cause.Load()) }
 
+// end closes done with cause e (once) and signals Ready, so that a stream
+// waiting on Ready alone learns it too.
 func (s *Subscription) end(e End) {
 	s.endOnce.Do(func() {
 		s.cause.Store(uint32(e))
 		close(s.done)
+		s.queue.wake()
 	})
 }
 
-// Ready is signalled when messages were queued (see Queue.Ready).
+// Ready is signalled (it coalesces) when messages were queued, when the
+// subscription ended (End) and at every Wake: a stream can wait on it
+// alone, with its timers, and look at what changed when it fires.
 func (s *Subscription) Ready() <-chan struct{} { return s.queue.Ready() }
+
+// Wake signals Ready without a message, for a reason of the caller's (its
+// client left, the process drains: see stream's loop). It never blocks.
+func (s *Subscription) Wake() { s.queue.wake() }
 
 // Drain takes the queued messages that may be sent at now (Queue.Drain).
 func (s *Subscription) Drain(now time.Time, dst []*Message) (out []*Message, next time.Time, overflowed bool) {

@@ -2,10 +2,10 @@
 // process.
 //
 // Invariants: there is one Redis subscription per Hub, shared by every
-// stream; a message is parsed once, into one payload that every stream it
-// is routed to shares (each stream frames it with its own event id), and
-// routed through an index by device, so its cost is O(streams that want
-// that device), never O(all streams). A malformed message is dropped and counted and reaches no
+// stream; a message is parsed and framed as an SSE event once (Frame, which
+// every stream writes after its own id line), then routed through an
+// index by device, so its cost is O(streams that want that device), never
+// O(all streams). A malformed message is dropped and counted and reaches no
 // stream. A subscription never sees a message that Redis delivered before
 // the subscription was registered (a ping barrier on the shared
 // connection), which is what keeps a warm Lambda from replaying a previous
@@ -25,6 +25,7 @@ import (
 	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/device"
 	"github.com/machinedash/sse/internal/purpose"
+	"github.com/machinedash/sse/internal/sse"
 )
 
 // MaxPayload is the largest channel message accepted; larger ones are
@@ -36,8 +37,12 @@ const MaxPayload = 64 << 10
 type Message struct {
 	Kind   *channel.Kind // its channel's row: event name, purpose, coalescing
 	Device string
-	Data   []byte    // one line of compact JSON, ready for an SSE data field
-	At     time.Time // when this process received it
+	Data   []byte // one line of compact JSON, ready for an SSE data field
+	// Frame is the whole SSE event but its id: "event: <name>\ndata:
+	// <Data>\n\n", encoded once for every stream the message goes to. Data
+	// is a part of it.
+	Frame []byte
+	At    time.Time // when this process received it
 	// Stamp is the publisher's "timestamp" for alert kinds, when it has one
 	// (zero otherwise): alert replay and resume cursors order by it.
 	Stamp time.Time
@@ -138,9 +143,13 @@ func Parse(k *channel.Kind, payload []byte, now time.Time) (*Message, error) {
 	if err != nil || !env.hasDevice || !device.Valid(env.device) {
 		return nil, ErrMalformed
 	}
-	var buf bytes.Buffer
+	buf := scratch.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		scratch.Put(buf)
+	}()
 	buf.Grow(len(payload) + 40)
-	if err := json.Compact(&buf, payload); err != nil {
+	if err := json.Compact(buf, payload); err != nil {
 		return nil, ErrMalformed
 	}
 	data := buf.Bytes()
@@ -158,5 +167,16 @@ func Parse(k *channel.Kind, payload []byte, now time.Time) (*Message, error) {
 		data = now.UTC().AppendFormat(data, TimeFormat)
 		data = append(data, `"}`...)
 	}
-	return &Message{Kind: k, Device: env.device, Data: data, At: now, Stamp: stamp}, nil
+	// Compact JSON is one line without CR, so the frame's data field is
+	// data byte for byte, just before the blank line that ends the event.
+	frame, err := sse.AppendEvent(make([]byte, 0, len(data)+len(k.Event)+16), sse.Event{Name: k.Event, Data: data})
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	end := len(frame) - 2
+	return &Message{Kind: k, Device: env.device, Data: frame[end-len(data) : end : end], Frame: frame, At: now, Stamp: stamp}, nil
 }
+
+// scratch holds Parse's compaction buffers: the bytes it keeps are the
+// frame's.
+var scratch = sync.Pool{New: func() any { return new(bytes.Buffer) }}

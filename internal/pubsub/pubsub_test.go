@@ -301,7 +301,7 @@ func TestHubSetDevices(t *testing.T) {
 func TestSubscribeUnavailable(t *testing.T) {
 	t.Parallel()
 	// A hub pointed at a closed port cannot confirm a subscription.
-	h := NewHub(deadClient(), Channels{Kinds: map[string]*channel.Kind{"x": channel.Realtime}}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	h := NewHub(deadClient(t), Channels{Kinds: map[string]*channel.Kind{"x": channel.Realtime}}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

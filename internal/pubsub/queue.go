@@ -60,13 +60,19 @@ func (q *Queue) Offer(m *Message) {
 		q.fifo = append(q.fifo, m)
 	}
 	q.mu.Unlock()
+	q.wake()
+}
+
+// wake signals Ready without blocking.
+func (q *Queue) wake() {
 	select {
 	case q.notify <- struct{}{}:
 	default:
 	}
 }
 
-// Ready is signalled (capacity 1, so it coalesces) after every Offer.
+// Ready is signalled (capacity 1, so it coalesces) after every Offer and
+// every wake.
 func (q *Queue) Ready() <-chan struct{} { return q.notify }
 
 // Drain appends to dst every queued message that may be sent at now: the

@@ -1,11 +1,15 @@
 package pubsub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/machinedash/sse/internal/channel"
+	"github.com/machinedash/sse/internal/sse"
 )
 
 // A reset ends the subscriptions of the connection it drops, never one made
@@ -96,5 +100,25 @@ func TestEvictAndCloseStream(t *testing.T) {
 	case <-anon.Done():
 		t.Fatal("a notice ended a stream without id")
 	default:
+	}
+}
+
+// A message's frame is the SSE event of its kind and data, minus the id,
+// and its Data is the frame's data field: what a stream writes after its
+// own id line is exactly what sse.AppendEvent would have written.
+func TestParseFramesOnce(t *testing.T) {
+	t.Parallel()
+	for _, k := range []*channel.Kind{channel.Realtime, channel.SPC, channel.Alert} {
+		m, err := Parse(k, []byte(`{"deviceId":"C02", "data":{"T1":220}}`), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := sse.AppendEvent(nil, sse.Event{Name: k.Event, Data: m.Data})
+		if err != nil || !bytes.Equal(m.Frame, want) {
+			t.Fatalf("%s: frame %q, want %q (%v)", k.Event, m.Frame, want, err)
+		}
+		if !bytes.HasSuffix(m.Frame, append(bytes.Clone(m.Data), "\n\n"...)) || cap(m.Data) != len(m.Data) {
+			t.Fatalf("Data %q is not the frame's data field (cap %d)", m.Data, cap(m.Data))
+		}
 	}
 }

@@ -69,6 +69,19 @@ func Client(t testing.TB) (*redis.Client, string) {
 	return c, prefix
 }
 
+// DeadAddr returns a loopback host:port where nothing listens and, while
+// the test runs, nothing can (on Linux the port is held by a socket that
+// never listens), so a connect is refused at once: a Redis that is down.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	addr, release, err := reserveDead()
+	if err != nil {
+		t.Fatalf("redistest: reserve a dead port: %v", err)
+	}
+	t.Cleanup(release)
+	return addr
+}
+
 // Prefix returns a fresh unique key prefix "t:<hex>:".
 func Prefix() string {
 	var b [6]byte
@@ -100,29 +113,44 @@ func ping(u string) error {
 }
 
 // start runs a private redis-server on a free loopback port. It dies with
-// the test binary (parent-death signal), so nothing is left running.
+// the test binary (parent-death signal), so nothing is left running. The
+// port is free when picked but may be taken before redis-server binds it,
+// so a server that exits at start is tried again on another port.
 func start(bin string) (string, error) {
+	var err error
+	for range 5 {
+		var u string
+		var retry bool
+		if u, retry, err = startOnce(bin); err == nil || !retry {
+			return u, err
+		}
+	}
+	return "", err
+}
+
+func startOnce(bin string) (u string, retry bool, err error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	dir, err := os.MkdirTemp("", "redistest")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
 	cmd.SysProcAttr = deathSignal()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	ready := make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		signalled := false
@@ -132,12 +160,16 @@ func start(bin string) (string, error) {
 				signalled = true
 			}
 		}
+		_ = cmd.Wait()
+		close(exited)
 	}()
 	select {
 	case <-ready:
-		return fmt.Sprintf("redis://127.0.0.1:%d/0", port), nil
+		return fmt.Sprintf("redis://127.0.0.1:%d/0", port), false, nil
+	case <-exited:
+		return "", true, fmt.Errorf("redis-server exited at start on port %d", port)
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		return "", fmt.Errorf("redis-server did not start")
+		return "", false, fmt.Errorf("redis-server did not start")
 	}
 }

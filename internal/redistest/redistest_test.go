@@ -2,8 +2,13 @@ package redistest
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os/exec"
+	"runtime"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestClientPrefixCleanup(t *testing.T) {
@@ -33,5 +38,25 @@ func TestPrivateServer(t *testing.T) {
 	}
 	if err := ping(u); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeadAddr: a connect to it is refused, and no listener can take its
+// port while the test runs (so a test that needs a Redis that is down
+// cannot meet a server that started there meanwhile).
+func TestDeadAddr(t *testing.T) {
+	addr := DeadAddr(t)
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("dial %s succeeded", addr)
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial %s: %v, want connection refused", addr, err)
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the port is only held on Linux")
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatalf("listen on %s succeeded: the port is not held", addr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/sse"
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 // FuzzEncode checks that every event is either rejected for a byte it really
@@ -58,8 +59,8 @@ func FuzzEncode(f *testing.F) {
 		}
 
 		// Exactly the fields the encoder means to write, and one event.
-		p := streamParser{retry: -1}
-		p.feed(out)
+		p := ssetest.Parser{Trace: true}
+		events := p.Feed(out)
 		var wantFields []string
 		if id != "" {
 			wantFields = append(wantFields, "id")
@@ -73,11 +74,11 @@ func FuzzEncode(f *testing.F) {
 		for range bytes.Count(data, []byte{'\n'}) + 1 {
 			wantFields = append(wantFields, "data")
 		}
-		if !slices.Equal(p.fields, wantFields) || p.blanks != 1 {
-			t.Fatalf("stream %q has fields %q and %d blank lines, want %q and 1", out, p.fields, p.blanks, wantFields)
+		if !slices.Equal(p.Fields, wantFields) || p.Blanks != 1 {
+			t.Fatalf("stream %q has fields %q and %d blank lines, want %q and 1", out, p.Fields, p.Blanks, wantFields)
 		}
-		if !slices.Equal(p.events, []parsedEvent{want(ev)}) {
-			t.Fatalf("stream %q parsed as %+v, want [%+v]", out, p.events, want(ev))
+		if !slices.Equal(events, []ssetest.Event{want(ev)}) {
+			t.Fatalf("stream %q parsed as %+v, want [%+v]", out, events, want(ev))
 		}
 
 		// Twice into one buffer, with a comment between: two events.
@@ -90,7 +91,7 @@ func FuzzEncode(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := parseStream(two); !slices.Equal(got, []parsedEvent{want(ev), want(ev)}) {
+		if got := ssetest.Parse(two); !slices.Equal(got, []ssetest.Event{want(ev), want(ev)}) {
 			t.Fatalf("stream %q parsed as %+v, want twice %+v", two, got, want(ev))
 		}
 	})

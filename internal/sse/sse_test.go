@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/machinedash/sse/internal/sse"
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -24,18 +25,18 @@ const (
 
 // want is the event a browser should dispatch for ev, alone on a fresh
 // stream. The browser decodes UTF-8, which leaves valid text unchanged.
-func want(ev sse.Event) parsedEvent {
-	p := parsedEvent{
-		id:    decodeUTF8(ev.ID),
-		name:  decodeUTF8(ev.Name),
-		data:  decodeUTF8(string(ev.Data)),
-		retry: -1,
+func want(ev sse.Event) ssetest.Event {
+	p := ssetest.Event{
+		ID:    ssetest.DecodeUTF8(ev.ID),
+		Name:  ssetest.DecodeUTF8(ev.Name),
+		Data:  ssetest.DecodeUTF8(string(ev.Data)),
+		Retry: -1,
 	}
-	if p.name == "" {
-		p.name = "message"
+	if p.Name == "" {
+		p.Name = "message"
 	}
 	if ev.Retry > 0 {
-		p.retry = max(ev.Retry.Milliseconds(), 1)
+		p.Retry = max(ev.Retry.Milliseconds(), 1)
 	}
 	return p
 }
@@ -49,7 +50,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("AppendEvent(%+v): %v", ev, err)
 			}
-			if got := parseStream(b); !slices.Equal(got, []parsedEvent{want(ev)}) {
+			if got := ssetest.Parse(b); !slices.Equal(got, []ssetest.Event{want(ev)}) {
 				t.Errorf("parsed %+v, want %+v", got, want(ev))
 			}
 			return b
@@ -158,7 +159,7 @@ func TestAppendEventAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("AppendEvent(%+v): %v", tt.ev, err)
 			}
-			if got := parseStream(b); !slices.Equal(got, []parsedEvent{want(tt.ev)}) {
+			if got := ssetest.Parse(b); !slices.Equal(got, []ssetest.Event{want(tt.ev)}) {
 				t.Errorf("stream %q parsed as %+v, want %+v", b, got, want(tt.ev))
 			}
 		})

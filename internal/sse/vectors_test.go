@@ -8,10 +8,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 // TestGoldenEvents keeps testdata/events.json, the events a browser
-// dispatches for each golden file (as this package's reference parser
+// dispatches for each golden file (as the reference parser, internal/ssetest,
 // reads them), in step with the golden files. The browser client's parser
 // (internal/jsclient) is tested against the same file, so the encoder, the
 // reference parser and the client agree on one set of wire vectors.
@@ -35,8 +37,8 @@ func TestGoldenEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		evs := []vector{}
-		for _, ev := range parseStream(b) {
-			evs = append(evs, vector{ev.id, ev.name, ev.data, ev.retry})
+		for _, ev := range ssetest.Parse(b) {
+			evs = append(evs, vector{ev.ID, ev.Name, ev.Data, ev.Retry})
 		}
 		got[strings.TrimSuffix(filepath.Base(f), ".golden")] = evs
 	}

@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,7 +30,7 @@ func TestLastEventIDQueryParameterResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.issued = append(e.issued, tk)
+	e.Issued(tk)
 	path := "/sse/alerts?ticket=" + url.QueryEscape(tk)
 	c := e.open(path)
 	last := c.expect("system", "")
@@ -196,9 +197,9 @@ func TestCloseEndpointEndsOnlyTheNamedStream(t *testing.T) {
 		t.Fatalf("close: %d, want 204", got)
 	}
 	// The stream ends at once (well within a second), with its lease freed.
-	select {
-	case <-a.done:
-	case <-time.After(time.Second):
+	within, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if a.EndedCtx(within) != nil {
 		t.Fatal("closed stream still open after 1s")
 	}
 	if !strings.Contains(e.logs.String(), `"reason":"closed"`) {

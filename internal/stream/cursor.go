@@ -32,9 +32,32 @@ func newLeaseID() string {
 func appendCursor(dst []byte, lease string, at time.Time, seq uint64) []byte {
 	dst = append(dst, lease...)
 	dst = append(dst, '.')
-	dst = strconv.AppendInt(dst, at.UnixMilli(), 36)
+	if ms := at.UnixMilli(); ms >= 0 {
+		dst = appendBase36(dst, uint64(ms))
+	} else {
+		dst = strconv.AppendInt(dst, ms, 36) // never in practice: before 1970
+	}
 	dst = append(dst, '.')
-	return strconv.AppendUint(dst, seq, 36)
+	return appendBase36(dst, seq)
+}
+
+// appendBase36 appends v as strconv.AppendUint(dst, v, 36) does. Every
+// event's id has two such numbers, and strconv divides by a variable base:
+// by the constant 36 the compiler multiplies instead, several times faster
+// (BenchmarkDeliver).
+func appendBase36(dst []byte, v uint64) []byte {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [13]byte // 36^13 > 2^64
+	i := len(b)
+	for v >= 36 {
+		q := v / 36
+		i--
+		b[i] = digits[v-q*36]
+		v = q
+	}
+	i--
+	b[i] = digits[v]
+	return append(dst, b[i:]...)
 }
 
 // parseCursor parses a Last-Event-ID; ok is false for anything that is not

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,7 +52,7 @@ func TestResumeWithExpiredTicketTakesOverItsOwnLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.issued = append(e.issued, tk)
+	e.Issued(tk)
 	path := "/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tk)
 	old := e.open(path)
 	last := old.expect("system", "")
@@ -98,10 +99,13 @@ func TestResumeRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.issued = append(e.issued, tk)
+		e.Issued(tk)
 		return tk
 	}
 	mine, theirs := issue("1"), issue("2")
+	// Another ticket of the same user, unused: a cursor belongs to the
+	// ticket it was issued under, not to its user.
+	mineToo := issue("1")
 	a := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(mine))
 	myID := a.expect("system", "").ID
 	b := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(theirs))
@@ -117,6 +121,7 @@ func TestResumeRefusals(t *testing.T) {
 		{"another user's cursor", "deviceId=C01&ticket=" + url.QueryEscape(mine), theirID},
 		{"cursor for other devices", "deviceIds=C01,C02&ticket=" + url.QueryEscape(mine), myID},
 		{"other ticket's cursor", "deviceId=C01&ticket=" + url.QueryEscape(theirs), myID},
+		{"same user, other ticket's cursor", "deviceId=C01&ticket=" + url.QueryEscape(mineToo), myID},
 	} {
 		resp := e.get("/sse/stream?"+tc.path, "Last-Event-ID", tc.id)
 		if got := body(t, resp); resp.StatusCode != 401 || !strings.Contains(got, "Invalid or expired stream ticket") {
@@ -124,13 +129,20 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	}
 	// An expired cursor: its lease record is gone after the resume window.
-	e.rdb.Del(t.Context(), e.keys.Lease(lease))
+	if err := e.rdb.Del(t.Context(), e.keys.Lease(lease)).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if resp := e.get("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(mine), "Last-Event-ID", myID); resp.StatusCode != 401 {
 		t.Errorf("expired cursor: %d", resp.StatusCode)
 	}
 	// A revoked ticket: the cursor is fine, the ticket is not.
-	claims, _ := e.app.Tickets.Parse(theirs)
-	_ = e.app.Tickets.Revoke(t.Context(), claims.ID)
+	claims, err := e.app.Tickets.Parse(theirs) // expired: its claims come with ErrExpired
+	if !errors.Is(err, ticket.ErrExpired) {
+		t.Fatal(err)
+	}
+	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
+		t.Fatal(err)
+	}
 	if resp := e.get("/sse/stream?deviceId=C01&ticket="+url.QueryEscape(theirs), "Last-Event-ID", theirID); resp.StatusCode != 401 {
 		t.Errorf("revoked: %d", resp.StatusCode)
 	}
@@ -197,7 +209,7 @@ func TestResumeFromTheFirstEventAlone(t *testing.T) {
 		e := newEnv(t, nil)
 		e.own("1", "C01")
 		tk, _, _ := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
-		e.issued = append(e.issued, tk)
+		e.Issued(tk)
 		url := path + "ticket=" + url.QueryEscape(tk)
 		c := e.open(url)
 		first := c.expect("system", "")

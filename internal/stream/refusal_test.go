@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -49,7 +48,7 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.issued = append(e.issued, expired)
+	e.Issued(expired)
 	e.clock.Advance(2 * time.Minute)
 	data := url.QueryEscape(e.ticket("1", purpose.Data))
 	e.open("/sse/stream?deviceId=C01&ticket="+data).expect("system", "")
@@ -82,16 +81,4 @@ func TestEachRefusalIsLoggedOnceWithItsReason(t *testing.T) {
 			t.Errorf("refusal %d: %v", i, m)
 		}
 	}
-}
-
-// logLines returns the service's log lines with message msg, decoded.
-func (e *env) logLines(msg string) []map[string]any {
-	var out []map[string]any
-	for _, l := range strings.Split(e.logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
 }

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,30 @@ func (e *env) metricsOnce(line string) string {
 	return ""
 }
 
+// endedCount waits (bounded) until n streams have been counted as ended:
+// the count comes after a stream's lease release, and a client sees the
+// end of its response before that.
+func (e *env) endedCount(n int) {
+	e.t.Helper()
+	var m strings.Builder
+	for range 250 {
+		m.Reset()
+		e.app.Metrics.WritePrometheus(&m)
+		total := 0
+		for _, l := range strings.Split(m.String(), "\n") {
+			if rest, ok := strings.CutPrefix(l, "sse_streams_ended_total{"); ok {
+				v, _ := strconv.Atoi(rest[strings.LastIndexByte(rest, ' ')+1:])
+				total += v
+			}
+		}
+		if total >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // bounded: 250 tries
+	}
+	e.t.Fatalf("fewer than %d stream ends counted:\n%s", n, m.String())
+}
+
 func (e *env) wantMetrics(after string, lines ...string) {
 	e.t.Helper()
 	m := e.metricsOnce(after)
@@ -50,6 +75,7 @@ func TestResumeAndReplayMetrics(t *testing.T) {
 	last := c.expect("system", "")
 	c.resp.Body.Close()
 	c.ended()
+	e.endedCount(1) // its lease is released: the next streams do not evict it
 	e.alert("C01", t0.Add(time.Second), "missed 1", false)
 
 	// A fresh ticket with the cursor: replayed from its position, no resume.
@@ -60,6 +86,7 @@ func TestResumeAndReplayMetrics(t *testing.T) {
 		`sse_resumes_total{result="ok"} 0`, `sse_replayed_alerts_total 1`)
 	f.resp.Body.Close()
 	f.ended()
+	e.endedCount(2)
 
 	// history=1: the newest alert again, not a replay.
 	hs := e.open("/sse/alerts?history=1&ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
@@ -69,6 +96,7 @@ func TestResumeAndReplayMetrics(t *testing.T) {
 		`sse_resumes_total{result="ok"} 0`, `sse_replayed_alerts_total 1`)
 	hs.resp.Body.Close()
 	hs.ended()
+	e.endedCount(3)
 
 	// The same ticket, by the query parameter: a resume, and its replay.
 	e.alert("C01", t0.Add(2*time.Second), "missed 2", false)

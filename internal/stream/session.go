@@ -136,9 +136,11 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	return s.flush()
 }
 
-// loop is the stream: one select over the client, draining, the
-// subscription's end (lost, evicted, closed), messages, the throttle, the
-// heartbeat and the rotation. It returns why the stream ended.
+// loop is the stream: one select over the subscription's Ready (messages,
+// and every reason to stop: the client left, draining, the subscription's
+// end), the throttle, the heartbeat and the rotation. Four cases, not
+// seven: a select's cost grows with its cases, and it runs once per
+// delivery. It returns why the stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
@@ -153,34 +155,34 @@ func (s *session) loop(ctx context.Context) string {
 			throttle.Stop()
 		}
 	}()
+	// The client leaving and the drain wake the loop through Ready (no
+	// goroutine: both contexts are cancelCtx), and stopped looks why.
+	defer context.AfterFunc(ctx, s.sub.Wake)()
+	defer context.AfterFunc(h.drain, s.sub.Wake)()
 
 	for {
+		beat, rotated := false, false
 		select {
-		case <-ctx.Done():
-			return endClient
-		case <-h.drain:
-			return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-		case <-s.sub.Done():
-			switch s.sub.End() {
-			case pubsub.ClosedByClient:
-				return s.finish(endClosed, "closed", 0)
-			case pubsub.Evicted:
-				s.released = true // the evicting connect already freed the slot
-				return s.finish(endSuperseded, "superseded", 0)
-			default: // pubsub.Lost
-				return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter))
-			}
 		case <-s.sub.Ready():
 		case <-throttleC:
 			throttleC = nil
 		case <-heartbeat.Chan():
+			beat = true
+		case <-rotate.Chan():
+			rotated = true
+		}
+		if reason, stop := s.stopped(ctx); stop {
+			return reason
+		}
+		if rotated {
+			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+		}
+		if beat {
 			if reason, ok := s.beat(ctx); !ok {
 				return reason
 			}
 			heartbeat.Reset(h.d.Timing.Heartbeat)
 			continue
-		case <-rotate.Chan():
-			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		now := clk.Now()
 		next, reason, ok := s.send(now)
@@ -196,6 +198,29 @@ func (s *session) loop(ctx context.Context) string {
 			throttleC = throttle.Chan()
 		}
 	}
+}
+
+// stopped reports whether the stream must end for a reason other than its
+// own timers and messages, and ends it: the client left, the process
+// drains, the subscription ended (lost, evicted, closed by its client).
+func (s *session) stopped(ctx context.Context) (string, bool) {
+	h := s.h
+	switch {
+	case ctx.Err() != nil:
+		return endClient, true
+	case h.draining():
+		return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter)), true
+	}
+	switch s.sub.End() {
+	case pubsub.ClosedByClient:
+		return s.finish(endClosed, "closed", 0), true
+	case pubsub.Evicted:
+		s.released = true // the evicting connect already freed the slot
+		return s.finish(endSuperseded, "superseded", 0), true
+	case pubsub.Lost:
+		return s.finish(endUnavailable, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter)), true
+	}
+	return "", false
 }
 
 // beat renews the lease and sends a heartbeat. It returns why the stream
@@ -336,29 +361,43 @@ func (s *session) deliver(m *pubsub.Message) {
 			s.mark = st
 		}
 	}
-	s.event(m.At, m.Kind.Event, m.Data)
+	s.framed(m.At, m.Frame)
 	s.h.d.Metrics.Delivered(m.Kind.Event)
 }
 
-// event appends one event with the next cursor id. On alerts streams the
-// id carries the watermark instead of the event's own time.
+// event appends one event with the next cursor id.
 func (s *session) event(at time.Time, name string, data []byte) {
-	s.seq++
-	if s.purpose == purpose.Alerts {
-		at = s.mark
-	}
-	// The id is written directly: a cursor is [A-Za-z0-9._-] by
-	// construction, so it needs no check and no string of its own.
 	n := len(s.buf)
-	s.buf = append(s.buf, "id: "...)
-	s.buf = appendCursor(s.buf, s.lease.ID, at, s.seq)
-	s.buf = append(s.buf, '\n')
+	s.appendID(at)
 	out, err := sse.AppendEvent(s.buf, sse.Event{Name: name, Data: data})
 	if err != nil {
 		s.buf = s.buf[:n] // never a dangling id line
 		return
 	}
 	s.buf = out
+}
+
+// framed appends a message's shared frame (pubsub.Message.Frame) after the
+// next cursor id: the event is encoded once for all its streams, and only
+// the id line is this stream's own.
+func (s *session) framed(at time.Time, frame []byte) {
+	s.appendID(at)
+	s.buf = append(s.buf, frame...)
+}
+
+// appendID appends the id line of the next event. On alerts streams the id
+// carries the watermark instead of the event's own time. Every event keeps
+// an id of its own (see docs/benchmarks.md, "what each change bought").
+func (s *session) appendID(at time.Time) {
+	s.seq++
+	if s.purpose == purpose.Alerts {
+		at = s.mark
+	}
+	// The id is written directly: a cursor is [A-Za-z0-9._-] by
+	// construction, so it needs no check and no string of its own.
+	s.buf = append(s.buf, "id: "...)
+	s.buf = appendCursor(s.buf, s.lease.ID, at, s.seq)
+	s.buf = append(s.buf, '\n')
 }
 
 func (s *session) system(at time.Time, kind string) {
@@ -461,7 +500,7 @@ func (s *session) sendAlerts(out []*pubsub.Message, now time.Time) {
 		if st := believed(m.Stamp, now); st.After(s.mark) {
 			s.mark = st
 		}
-		s.event(now, m.Kind.Event, m.Data)
+		s.framed(now, m.Frame)
 	}
 }
 

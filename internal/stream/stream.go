@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,10 +78,12 @@ type Deps struct {
 
 // Handler serves both stream endpoints.
 type Handler struct {
-	d         Deps
-	drain     chan struct{} // closed by Drain: refuses connects, wakes every open stream
-	drainOnce sync.Once
-	streams   atomic.Int64
+	d Deps
+	// drain is cancelled by Drain: connects are refused and every open
+	// stream wakes (context.AfterFunc in its loop) and ends.
+	drain   context.Context
+	drained context.CancelFunc
+	streams atomic.Int64
 }
 
 // New returns a handler with defaults filled in.
@@ -120,7 +121,9 @@ func New(d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{d: d, drain: make(chan struct{})}
+	h := &Handler{d: d}
+	h.drain, h.drained = context.WithCancel(context.Background())
+	return h
 }
 
 // Alerts serves GET /sse/alerts.
@@ -135,16 +138,9 @@ func (h *Handler) Data() http.Handler {
 
 // Drain makes new connects refuse softly and open streams end at once
 // with a retry, for a graceful shutdown.
-func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.drain) }) }
+func (h *Handler) Drain() { h.drained() }
 
-func (h *Handler) draining() bool {
-	select {
-	case <-h.drain:
-		return true
-	default:
-		return false
-	}
-}
+func (h *Handler) draining() bool { return h.drain.Err() != nil }
 
 // Open returns the number of streams being served now.
 func (h *Handler) Open() int64 { return h.streams.Load() }

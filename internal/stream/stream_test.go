@@ -131,7 +131,7 @@ func TestErrorsHaveTheSeedsBodies(t *testing.T) {
 	data := url.QueryEscape(e.ticket("1", purpose.Data))
 	alerts := url.QueryEscape(e.ticket("1", purpose.Alerts))
 	revoked, claims, _ := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
-	e.issued = append(e.issued, revoked)
+	e.Issued(revoked)
 	_ = e.app.Tickets.Revoke(t.Context(), claims.ID)
 
 	const (
@@ -164,7 +164,7 @@ func TestErrorsHaveTheSeedsBodies(t *testing.T) {
 		if resp.StatusCode != tc.code || got != tc.body || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, got)
 		}
-		for _, tk := range e.issued {
+		for _, tk := range e.Secrets() {
 			if strings.Contains(got, tk) {
 				t.Errorf("%s: body contains a ticket", tc.name)
 			}

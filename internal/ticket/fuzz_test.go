@@ -1,47 +1,18 @@
 package ticket
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/google/uuid"
+	"github.com/machinedash/sse/internal/jwttest"
 
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/purpose"
 )
-
-// signedWithSecret is an oracle independent of the jwt library: the header
-// says HS256 and the signature is the HMAC of the first two segments.
-func signedWithSecret(token string) bool {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return false
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if json.Unmarshal(hb, &h) != nil || h.Alg != "HS256" {
-		return false
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return false
-	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(parts[0] + "." + parts[1]))
-	return hmac.Equal(sig, m.Sum(nil))
-}
 
 // FuzzParse feeds arbitrary strings to Parse: it must not panic and must
 // return Claims only for tokens signed with the secret. The same input, taken
@@ -52,13 +23,13 @@ func FuzzParse(f *testing.F) {
 	s := offlineService(f, func() time.Time { return now })
 	hs := jwt.SigningMethodHS256
 	seeds := []string{
-		mint(f, hs, secret, wire(nil)),
-		mint(f, hs, secret, wire(map[string]any{"purpose": nil})),
-		mint(f, hs, secret, wire(map[string]any{"purpose": "alerts", "exp": t0.Add(MinTTL).Unix()})),
-		mint(f, hs, secret, wire(map[string]any{"iat": t0.Add(-time.Hour).Unix(), "exp": t0.Add(-time.Hour + MinTTL).Unix()})),
-		mint(f, hs, []byte("another-secret-another-secret-xyz"), wire(nil)),
-		mint(f, jwt.SigningMethodHS512, secret, wire(nil)),
-		b64(`{"alg":"none"}`) + "." + b64(`{"sub":"1"}`) + ".",
+		jwttest.Mint(f, hs, secret, wire(nil)),
+		jwttest.Mint(f, hs, secret, wire(map[string]any{"purpose": nil})),
+		jwttest.Mint(f, hs, secret, wire(map[string]any{"purpose": "alerts", "exp": t0.Add(MinTTL).Unix()})),
+		jwttest.Mint(f, hs, secret, wire(map[string]any{"iat": t0.Add(-time.Hour).Unix(), "exp": t0.Add(-time.Hour + MinTTL).Unix()})),
+		jwttest.Mint(f, hs, []byte("another-secret-another-secret-xyz"), wire(nil)),
+		jwttest.Mint(f, jwt.SigningMethodHS512, secret, wire(nil)),
+		jwttest.B64(`{"alg":"none"}`) + "." + jwttest.B64(`{"sub":"1"}`) + ".",
 		`{"sub":"42","jti":"7f0c2b8e-3d1a-4c5e-9b2f-1a2b3c4d5e6f","iat":1769634000,"exp":1769634300}`,
 		`{"sub":"42","purpose":"data","jti":"7f0c2b8e-3d1a-4c5e-9b2f-1a2b3c4d5e6f","iat":1769634000,"exp":1769634060.5}`,
 		`{"sub":"42","purpose":null,"jti":"7f0c2b8e-3d1a-4c5e-9b2f-1a2b3c4d5e6f","iat":1769634000,"exp":1769634300,"nbf":1}`,
@@ -71,12 +42,12 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := s.Parse(in)
 		checkResult(t, in, c, err, now)
-		if (err == nil || errors.Is(err, ErrExpired)) && !signedWithSecret(in) {
+		if (err == nil || errors.Is(err, ErrExpired)) && !jwttest.SignedBy(in, "HS256", secret) {
 			t.Fatalf("Parse accepted a token not signed with the secret: %q", in)
 		}
 
 		// in as a payload signed with the secret: claim checks alone decide.
-		tok := signRaw(t, secret, `{"alg":"HS256","typ":"JWT"}`, in)
+		tok := jwttest.HS256(t, secret, `{"alg":"HS256","typ":"JWT"}`, in)
 		c, err = s.Parse(tok)
 		checkResult(t, tok, c, err, now)
 	})

@@ -2,10 +2,6 @@ package ticket
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,7 +11,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/google/uuid"
+	"github.com/machinedash/sse/internal/jwttest"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/purpose"
@@ -72,46 +70,16 @@ func offlineService(t testing.TB, now func() time.Time) *Service {
 	return s
 }
 
-func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-// signRaw signs hand-written header and payload JSON with HS256 and key.
-func signRaw(t testing.TB, key []byte, header, payload string) string {
-	t.Helper()
-	signing := b64(header) + "." + b64(payload)
-	sig, err := jwt.SigningMethodHS256.Sign(signing, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
 // wire returns valid ticket claims issued at t0 with overrides applied; a nil
 // override value deletes the claim.
 func wire(over map[string]any) jwt.MapClaims {
-	c := jwt.MapClaims{
+	return jwttest.With(jwt.MapClaims{
 		"sub":     "42",
 		"purpose": "data",
 		"jti":     "7f0c2b8e-3d1a-4c5e-9b2f-1a2b3c4d5e6f",
 		"iat":     t0.Unix(),
 		"exp":     t0.Add(DefaultTTL).Unix(),
-	}
-	for k, v := range over {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
-}
-
-func mint(t testing.TB, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(m, c).SignedString(key)
-	if err != nil {
-		t.Fatalf("sign %s: %v", m.Alg(), err)
-	}
-	return s
+	}, over)
 }
 
 func TestNew(t *testing.T) {
@@ -366,28 +334,11 @@ func TestVerifyRedisDown(t *testing.T) {
 	}
 }
 
-var (
-	rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		return k
-	})
-	ecKey = sync.OnceValue(func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		return k
-	})
-)
-
 func TestParseRefuses(t *testing.T) {
 	t.Parallel()
 	s := offlineService(t, func() time.Time { return t0.Add(time.Minute) })
 	hs := jwt.SigningMethodHS256
-	valid := mint(t, hs, secret, wire(nil))
+	valid := jwttest.Mint(t, hs, secret, wire(nil))
 	if _, err := s.Parse(valid); err != nil {
 		t.Fatalf("baseline token refused: %v", err)
 	}
@@ -399,7 +350,7 @@ func TestParseRefuses(t *testing.T) {
 		}
 		return string(b)
 	}
-	with := func(over map[string]any) string { return mint(t, hs, secret, wire(over)) }
+	with := func(over map[string]any) string { return jwttest.Mint(t, hs, secret, wire(over)) }
 	header := `{"alg":"HS256","typ":"JWT"}`
 
 	tests := []struct {
@@ -414,21 +365,21 @@ func TestParseRefuses(t *testing.T) {
 			}
 			return 'A'
 		}, parts[2][:1]) + parts[2][1:], ErrInvalid},
-		{"tampered payload", parts[0] + "." + b64(payload(map[string]any{"sub": "1"})) + "." + parts[2], ErrInvalid},
-		{"other secret", mint(t, hs, []byte("another-secret-another-secret-xyz"), wire(nil)), ErrInvalid},
-		{"other secret, expired", mint(t, hs, []byte("another-secret-another-secret-xyz"), wire(map[string]any{"exp": t0.Add(MinTTL - time.Hour).Unix(), "iat": t0.Add(-time.Hour).Unix()})), ErrInvalid},
-		{"alg none", b64(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", ErrInvalid},
-		{"alg none with signature", b64(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], ErrInvalid},
-		{"alg NONE", b64(`{"alg":"NONE"}`) + "." + parts[1] + ".", ErrInvalid},
-		{"alg missing", signRaw(t, secret, `{"typ":"JWT"}`, payload(nil)), ErrInvalid},
+		{"tampered payload", parts[0] + "." + jwttest.B64(payload(map[string]any{"sub": "1"})) + "." + parts[2], ErrInvalid},
+		{"other secret", jwttest.Mint(t, hs, []byte("another-secret-another-secret-xyz"), wire(nil)), ErrInvalid},
+		{"other secret, expired", jwttest.Mint(t, hs, []byte("another-secret-another-secret-xyz"), wire(map[string]any{"exp": t0.Add(MinTTL - time.Hour).Unix(), "iat": t0.Add(-time.Hour).Unix()})), ErrInvalid},
+		{"alg none", jwttest.B64(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", ErrInvalid},
+		{"alg none with signature", jwttest.B64(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], ErrInvalid},
+		{"alg NONE", jwttest.B64(`{"alg":"NONE"}`) + "." + parts[1] + ".", ErrInvalid},
+		{"alg missing", jwttest.HS256(t, secret, `{"typ":"JWT"}`, payload(nil)), ErrInvalid},
 		{"alg swap HS256 header on HS512 signature", func() string {
-			p := strings.Split(mint(t, jwt.SigningMethodHS512, secret, wire(nil)), ".")
-			return b64(header) + "." + p[1] + "." + p[2]
+			p := strings.Split(jwttest.Mint(t, jwt.SigningMethodHS512, secret, wire(nil)), ".")
+			return jwttest.B64(header) + "." + p[1] + "." + p[2]
 		}(), ErrInvalid},
-		{"HS384 with the secret", mint(t, jwt.SigningMethodHS384, secret, wire(nil)), ErrInvalid},
-		{"HS512 with the secret", mint(t, jwt.SigningMethodHS512, secret, wire(nil)), ErrInvalid},
-		{"RS256", mint(t, jwt.SigningMethodRS256, rsaKey(), wire(nil)), ErrInvalid},
-		{"ES256", mint(t, jwt.SigningMethodES256, ecKey(), wire(nil)), ErrInvalid},
+		{"HS384 with the secret", jwttest.Mint(t, jwt.SigningMethodHS384, secret, wire(nil)), ErrInvalid},
+		{"HS512 with the secret", jwttest.Mint(t, jwt.SigningMethodHS512, secret, wire(nil)), ErrInvalid},
+		{"RS256", jwttest.Mint(t, jwt.SigningMethodRS256, jwttest.TestKeys(t).RSA, wire(nil)), ErrInvalid},
+		{"ES256", jwttest.Mint(t, jwt.SigningMethodES256, jwttest.TestKeys(t).EC, wire(nil)), ErrInvalid},
 
 		// Shape.
 		{"empty", "", ErrInvalid},
@@ -436,7 +387,7 @@ func TestParseRefuses(t *testing.T) {
 		{"four segments", valid + ".x", ErrInvalid},
 		{"padded segment", parts[0] + "." + parts[1] + "=." + parts[2], ErrInvalid},
 		{"over 4 KiB", with(map[string]any{"pad": strings.Repeat("x", MaxTokenLen)}), ErrInvalid},
-		{"payload not an object", signRaw(t, secret, header, `"x"`), ErrInvalid},
+		{"payload not an object", jwttest.HS256(t, secret, header, `"x"`), ErrInvalid},
 
 		// Claims.
 		{"jti missing", with(map[string]any{"jti": nil}), ErrInvalid},
@@ -453,7 +404,7 @@ func TestParseRefuses(t *testing.T) {
 		{"purpose empty", with(map[string]any{"purpose": ""}), ErrInvalid},
 		{"purpose other", with(map[string]any{"purpose": "Data"}), ErrInvalid},
 		{"purpose number", with(map[string]any{"purpose": 1}), ErrInvalid},
-		{"purpose null", signRaw(t, secret, header, strings.Replace(payload(nil), `"purpose":"data"`, `"purpose":null`, 1)), ErrInvalid},
+		{"purpose null", jwttest.HS256(t, secret, header, strings.Replace(payload(nil), `"purpose":"data"`, `"purpose":null`, 1)), ErrInvalid},
 		{"iat missing", with(map[string]any{"iat": nil}), ErrInvalid},
 		{"exp missing", with(map[string]any{"exp": nil}), ErrInvalid},
 		{"exp string", with(map[string]any{"exp": "soon"}), ErrInvalid},

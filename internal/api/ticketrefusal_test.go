@@ -1,8 +1,10 @@
-package stream_test
+package api_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/machinedash/sse/internal/apptest"
 )
 
 // Every 4xx of the ticket endpoint leaves exactly one "ticket refused"
@@ -11,8 +13,8 @@ import (
 // for every token issued).
 func TestTicketRefusalsAreLoggedOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
-	tok := e.accessToken("1")
+	e := apptest.New(t, nil)
+	tok := e.AccessToken("1")
 	refused := []struct {
 		bearer, body string
 		status       int
@@ -26,13 +28,13 @@ func TestTicketRefusalsAreLoggedOnce(t *testing.T) {
 		{tok, `{"purpose":"any"}`, 400, "purpose", "1"},
 	}
 	for _, tc := range refused {
-		if resp, got := e.post("/sse/stream-ticket", tc.bearer, tc.body); resp.StatusCode != tc.status {
+		if resp, got := e.Post("/sse/stream-ticket", tc.bearer, tc.body); resp.StatusCode != tc.status {
 			t.Fatalf("%s: %d %s", tc.reason, resp.StatusCode, got)
 		}
 	}
-	lines := e.logLines("ticket refused")
+	lines := e.LogLines("ticket refused")
 	if len(lines) != len(refused) {
-		t.Fatalf("%d refusal lines for %d refusals:\n%s", len(lines), len(refused), e.logs.String())
+		t.Fatalf("%d refusal lines for %d refusals:\n%s", len(lines), len(refused), e.Logs.String())
 	}
 	for i, m := range lines {
 		tc := refused[i]

@@ -1,10 +1,11 @@
-package stream_test
+package api_test
 
 import (
 	"encoding/json"
 	"strconv"
 	"testing"
 
+	"github.com/machinedash/sse/internal/apptest"
 	"github.com/machinedash/sse/internal/config"
 )
 
@@ -13,26 +14,26 @@ import (
 // users are not affected.
 func TestTicketIssueIsRateLimitedPerUser(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *config.Config) { c.MaxTicketsPerMinute = 3 })
-	tok := e.accessToken("1")
+	e := apptest.New(t, func(c *config.Config) { c.MaxTicketsPerMinute = 3 })
+	tok := e.AccessToken("1")
 	for i := range 3 {
-		resp, got := e.post("/sse/stream-ticket", tok, `{"ttlSeconds":3600}`)
+		resp, got := e.Post("/sse/stream-ticket", tok, `{"ttlSeconds":3600}`)
 		if resp.StatusCode != 200 {
 			t.Fatalf("ticket %d: %d %s", i, resp.StatusCode, got)
 		}
 		var out struct{ Ticket string }
 		_ = json.Unmarshal([]byte(got), &out)
-		e.issued = append(e.issued, out.Ticket)
+		e.Issued(out.Ticket)
 	}
 	records := func() int {
-		keys, err := e.rdb.Keys(t.Context(), e.keys.Ticket("*")).Result()
+		keys, err := e.RDB.Keys(t.Context(), e.Keys.Ticket("*")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(keys)
 	}
 	before := records()
-	resp, got := e.post("/sse/stream-ticket", tok, `{"ttlSeconds":3600}`)
+	resp, got := e.Post("/sse/stream-ticket", tok, `{"ttlSeconds":3600}`)
 	if resp.StatusCode != 429 || got != `{"error":"Too Many Requests","message":"Too many stream tickets requested; try again later","statusCode":429}` {
 		t.Fatalf("4th ticket: %d %s", resp.StatusCode, got)
 	}
@@ -42,11 +43,11 @@ func TestTicketIssueIsRateLimitedPerUser(t *testing.T) {
 	if n := records(); n != before {
 		t.Fatalf("%d ticket records after a refused issue, want %d", n, before)
 	}
-	if resp, got := e.post("/sse/stream-ticket", e.accessToken("2"), `{}`); resp.StatusCode != 200 {
+	if resp, got := e.Post("/sse/stream-ticket", e.AccessToken("2"), `{}`); resp.StatusCode != 200 {
 		t.Fatalf("another user: %d %s", resp.StatusCode, got)
 	} else {
 		var out struct{ Ticket string }
 		_ = json.Unmarshal([]byte(got), &out)
-		e.issued = append(e.issued, out.Ticket)
+		e.Issued(out.Ticket)
 	}
 }

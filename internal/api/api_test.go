@@ -1,9 +1,8 @@
-package stream_test
+package api_test
 
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -12,45 +11,23 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/api"
+	"github.com/machinedash/sse/internal/apptest"
 	"github.com/machinedash/sse/internal/purpose"
+	"github.com/machinedash/sse/internal/ssetest"
 	"github.com/machinedash/sse/internal/ticket"
 )
 
 // These tests drive the small endpoints through the same assembled mux as
-// the streams, so they also show the three share one contract.
-
-func (e *env) post(path, bearer, payload string) (*http.Response, string) {
-	e.t.Helper()
-	req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(payload))
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp, strings.TrimSpace(body(e.t, resp))
-}
-
-func (e *env) accessToken(user string) string {
-	e.t.Helper()
-	tok, err := access.Sign([]byte(strings.Repeat("a", 32)), "sub", user, time.Hour, e.clock.Now())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.issued = append(e.issued, tok)
-	return tok
-}
+// the streams (internal/apptest), so they also show the three share one
+// contract.
 
 func TestTicketEndpoint(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
-	tok := e.accessToken("1")
+	e := apptest.New(t, nil)
+	tok := e.AccessToken("1")
 
-	resp, got := e.post("/sse/stream-ticket", tok, `{"purpose":"alerts","ttlSeconds":120}`)
+	resp, got := e.Post("/sse/stream-ticket", tok, `{"purpose":"alerts","ttlSeconds":120}`)
 	var out struct {
 		Ticket           string `json:"ticket"`
 		ExpiresInSeconds int    `json:"expiresInSeconds"`
@@ -59,28 +36,28 @@ func TestTicketEndpoint(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(got), &out) != nil || out.ExpiresInSeconds != 120 || out.Ticket == "" {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
-	e.issued = append(e.issued, out.Ticket)
-	ttl := e.rdb.TTL(t.Context(), e.keys.Ticket(out.TicketID)).Val()
+	e.Issued(out.Ticket)
+	ttl := e.RDB.TTL(t.Context(), e.Keys.Ticket(out.TicketID)).Val()
 	if ttl < 119*time.Second || ttl > 120*time.Second {
 		t.Fatalf("record TTL %v", ttl)
 	}
-	c, err := e.app.Tickets.Verify(t.Context(), out.Ticket)
+	c, err := e.App.Tickets.Verify(t.Context(), out.Ticket)
 	if err != nil || c.UserID != "1" || c.Purpose != purpose.Alerts || c.ID != out.TicketID {
 		t.Fatalf("%+v %v", c, err)
 	}
 	// Empty body: defaults (300 s, any purpose).
-	resp, got = e.post("/sse/stream-ticket", tok, ``)
+	resp, got = e.Post("/sse/stream-ticket", tok, ``)
 	if resp.StatusCode != 200 || !strings.Contains(got, `"expiresInSeconds":300`) {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
 	var plain struct{ Ticket string }
 	_ = json.Unmarshal([]byte(got), &plain)
-	e.issued = append(e.issued, plain.Ticket)
+	e.Issued(plain.Ticket)
 	// Deleting the record revokes it.
-	if c, _ := e.app.Tickets.Parse(plain.Ticket); e.rdb.Del(t.Context(), e.app.Tickets.Key(c.ID)).Val() != 1 {
+	if c, _ := e.App.Tickets.Parse(plain.Ticket); e.RDB.Del(t.Context(), e.App.Tickets.Key(c.ID)).Val() != 1 {
 		t.Fatal("no record")
 	}
-	if _, err := e.app.Tickets.Verify(t.Context(), plain.Ticket); err != ticket.ErrRevoked {
+	if _, err := e.App.Tickets.Verify(t.Context(), plain.Ticket); err != ticket.ErrRevoked {
 		t.Fatalf("after delete: %v", err)
 	}
 
@@ -101,13 +78,13 @@ func TestTicketEndpoint(t *testing.T) {
 		{"array", tok, `[1]`, 400, "Request body must be a JSON object"},
 		{"huge", tok, `{"x":"` + strings.Repeat("x", 5000) + `"}`, 400, "Request body too large"},
 	} {
-		resp, got := e.post("/sse/stream-ticket", tc.bearer, tc.body)
+		resp, got := e.Post("/sse/stream-ticket", tc.bearer, tc.body)
 		want := `"message":"` + tc.msg + `"`
 		if resp.StatusCode != tc.code || !strings.Contains(got, want) || !strings.Contains(got, `"statusCode":`) {
 			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, got)
 		}
 	}
-	resp = e.get("/sse/stream-ticket")
+	resp = e.Get("/sse/stream-ticket")
 	if resp.StatusCode != 405 {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
@@ -116,14 +93,14 @@ func TestTicketEndpoint(t *testing.T) {
 
 func TestStatusEndpoint(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
-	e.own("1", "C01", "C02")
-	anyTicket := e.ticket("1", purpose.Any)
-	c := e.open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
-	c.expect("system", "")
-	e.clock.Advance(7 * time.Second)
+	e := apptest.New(t, nil)
+	e.Own("1", "C01", "C02")
+	anyTicket := e.Ticket("1", purpose.Any)
+	c := e.Open("/sse/stream?deviceIds=C01,C02&ticket=" + url.QueryEscape(e.Ticket("1", purpose.Data)))
+	c.Expect("system", "")
+	e.Clock.Advance(7 * time.Second)
 
-	resp := e.get("/sse/status?ticket=" + url.QueryEscape(anyTicket))
+	resp := e.Get("/sse/status?ticket=" + url.QueryEscape(anyTicket))
 	var st struct {
 		UserID        any    `json:"userId"`
 		TicketPurpose string `json:"ticketPurpose"`
@@ -138,7 +115,7 @@ func TestStatusEndpoint(t *testing.T) {
 			Uptime      int      `json:"uptime"`
 		} `json:"activeConnections"`
 	}
-	got := body(t, resp)
+	got := ssetest.Body(t, resp)
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(got), &st) != nil {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
@@ -152,8 +129,8 @@ func TestStatusEndpoint(t *testing.T) {
 		t.Fatalf("%+v", a)
 	}
 	for _, tc := range []string{"", "?ticket=bad"} {
-		resp := e.get("/sse/status" + tc)
-		if got := body(t, resp); resp.StatusCode != 401 || !strings.Contains(got, `"statusCode":401`) {
+		resp := e.Get("/sse/status" + tc)
+		if got := ssetest.Body(t, resp); resp.StatusCode != 401 || !strings.Contains(got, `"statusCode":401`) {
 			t.Errorf("%q: %d %s", tc, resp.StatusCode, got)
 		}
 	}
@@ -161,15 +138,15 @@ func TestStatusEndpoint(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
-	resp := e.get("/health")
-	if got := strings.TrimSpace(body(t, resp)); resp.StatusCode != 200 || got != `{"malformedMessages":0,"redis":"up","status":"ok"}` {
+	e := apptest.New(t, nil)
+	resp := e.Get("/health")
+	if got := strings.TrimSpace(ssetest.Body(t, resp)); resp.StatusCode != 200 || got != `{"malformedMessages":0,"redis":"up","status":"ok"}` {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer down.Close()
 	rec := httptest.NewRecorder()
-	api.Health(down, e.keys.MalformedCount()).ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), "GET", "/health", nil))
+	api.Health(down, e.Keys.MalformedCount()).ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), "GET", "/health", nil))
 	if rec.Code != 503 || strings.TrimSpace(rec.Body.String()) != `{"redis":"down","status":"error"}` {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}

@@ -1,0 +1,142 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/machinedash/sse/internal/channel"
+	"github.com/machinedash/sse/internal/pubsub"
+	"github.com/machinedash/sse/internal/purpose"
+	"github.com/machinedash/sse/internal/redistest"
+	"github.com/machinedash/sse/internal/registry"
+)
+
+// BenchmarkDeliver is a stream's own work for one delivered message once
+// the hub has queued it: the event (id line and frame) appended to the
+// stream's buffer and flushed to a writer that takes everything at once,
+// with no socket under it. cpu-ns/delivery is process CPU time (user+sys)
+// per op, which a busy shared machine inflates less than wall time.
+func BenchmarkDeliver(b *testing.B) {
+	for _, tc := range []struct {
+		p    purpose.Purpose
+		kind *channel.Kind
+	}{{purpose.Data, channel.SPC}, {purpose.Alerts, channel.Alert}} {
+		b.Run(string(tc.p), func(b *testing.B) {
+			w := &sinkWriter{header: http.Header{}}
+			s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w), purpose: tc.p, lease: registry.Lease{ID: newLeaseID()}}
+			m, err := pubsub.Parse(tc.kind, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			start := processCPU()
+			for b.Loop() {
+				s.deliver(m)
+				if !s.flush() {
+					b.Fatal("flush failed")
+				}
+			}
+			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
+			if w.written() == 0 {
+				b.Fatal("nothing written")
+			}
+		})
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sinkWriter is a ResponseWriter that takes every write at once and
+// supports what the stream asks of the local server's writer (flush, write
+// deadline), so the stream writes as it does there.
+type sinkWriter struct {
+	header http.Header
+	events atomic.Int64 // events written ("\n\n" ends each)
+}
+
+func (w *sinkWriter) written() int { return int(w.events.Load()) }
+
+func (w *sinkWriter) Header() http.Header { return w.header }
+func (w *sinkWriter) WriteHeader(int)     {}
+func (w *sinkWriter) Write(p []byte) (int, error) {
+	w.events.Add(int64(bytes.Count(p, []byte("\n\n"))))
+	return len(p), nil
+}
+func (w *sinkWriter) FlushError() error                { return nil }
+func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
+
+// appendBase36 writes what strconv writes in base 36.
+func TestAppendBase36(t *testing.T) {
+	t.Parallel()
+	for _, v := range []uint64{0, 1, 35, 36, 37, 1295, 1296, 1769515200000, 1<<63 - 1, 1<<64 - 1} {
+		if got, want := string(appendBase36([]byte("x"), v)), "x"+strconv.FormatUint(v, 36); got != want {
+			t.Errorf("%d: %q, want %q", v, got, want)
+		}
+	}
+}
+
+// BenchmarkWake is the stream loop's work per delivery past the hub: 200
+// streams of one device, each in its own loop (its select, the drain of
+// its queue, the event, the flush to a sinkWriter), and one Redis message
+// per op reaching all of them through the real hub. cpu-ns/delivery is
+// process CPU time per delivery; the hub's read and parse of a message are
+// shared by its 200 deliveries.
+func BenchmarkWake(b *testing.B) {
+	const streams = 200
+	rdb, prefix := redistest.Client(b)
+	ch := prefix + "spc"
+	clock := clockwork.NewFakeClock()
+	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{ch: channel.SPC}}, slog.New(slog.DiscardHandler), nil)
+	b.Cleanup(hub.Close)
+	h := New(Deps{Hub: hub, Clock: clock})
+	ctx, cancel := context.WithCancel(context.Background())
+	var done sync.WaitGroup
+	sinks := make([]*sinkWriter, streams)
+	for i := range sinks {
+		sub, err := hub.Subscribe(ctx, "", pubsub.Filter{Devices: []string{"C042"}, Purpose: purpose.Data}, pubsub.QueueLimits{Capacity: 1 << 20}) // never overflows
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := &sinkWriter{header: http.Header{}}
+		sinks[i] = w
+		s := &session{h: h, w: w, rc: http.NewResponseController(w), purpose: purpose.Data, sub: sub,
+			lease: registry.Lease{ID: newLeaseID()}, end: clock.Now().Add(time.Hour)}
+		done.Go(func() { s.loop(ctx); sub.Close() })
+	}
+	payload := `{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"timestamp":"2026-01-27T12:34:56.789Z"}`
+	written := func() (n int) {
+		for _, w := range sinks {
+			n += w.written()
+		}
+		return n
+	}
+	b.ReportAllocs()
+	start := processCPU()
+	for b.Loop() {
+		if err := rdb.Publish(ctx, ch, payload).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Every stream has written every message before the clock stops.
+	for written() < b.N*streams {
+		time.Sleep(time.Millisecond)
+	}
+	cpu := processCPU() - start
+	cancel()
+	done.Wait()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*streams), "cpu-ns/delivery")
+}
