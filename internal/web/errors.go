@@ -162,8 +162,11 @@ func Fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 		c.header(err, w.Header())
 	}
 	if c.status >= 500 && log != nil {
-		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-			slog.Int("status", c.status), slog.String("err", err.Error()), slog.String("path", RedactURL(r)))
+		attrs := []slog.Attr{slog.Int("status", c.status), slog.String("err", err.Error())}
+		if r.URL != nil { // urlfn's stand-in for an event that is no request has none
+			attrs = append(attrs, slog.String("path", RedactURL(r)))
+		}
+		log.LogAttrs(r.Context(), slog.LevelError, "request failed", attrs...)
 	}
 	writeError(w, c.status, msg, extra)
 }

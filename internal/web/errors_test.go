@@ -170,3 +170,13 @@ func fail(t *testing.T, err error) (*httptest.ResponseRecorder, string) {
 	}
 	return rec, buf.String()
 }
+
+// A value JSON cannot write is the table's 500, not a half-written body.
+func TestJSONThatCannotMarshal(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	JSON(rec, 200, map[string]any{"f": func() {}})
+	if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != `{"error":"Internal Server Error","message":"Internal server error","statusCode":500}` {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}

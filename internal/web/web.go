@@ -38,7 +38,9 @@ func writeError(w http.ResponseWriter, status int, message string, extra map[str
 func JSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"statusCode":500,"message":"Internal server error","error":"Internal Server Error"}`)
+		// The table's 500, whose body (strings only) always marshals.
+		status = internal.status
+		b, _ = json.Marshal(map[string]any{"statusCode": status, "message": internal.message, "error": http.StatusText(status)})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
