@@ -140,3 +140,19 @@ func BenchmarkWake(b *testing.B) {
 	done.Wait()
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*streams), "cpu-ns/delivery")
 }
+
+// A buffer grown past maxKeptBuf (a replay, a burst) is let go after its
+// write; a small one is kept for the next wake-up.
+func TestFlushLetsLargeBuffersGo(t *testing.T) {
+	t.Parallel()
+	w := &sinkWriter{header: http.Header{}}
+	s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w)}
+	s.buf = append(make([]byte, 0, 512), "data: x\n\n"...)
+	if !s.flush() || cap(s.buf) != 512 {
+		t.Fatalf("small buffer: cap %d after flush, want 512 kept", cap(s.buf))
+	}
+	s.buf = append(make([]byte, 0, 2*maxKeptBuf), "data: x\n\n"...)
+	if !s.flush() || s.buf != nil || w.written() != 2 {
+		t.Fatalf("large buffer kept (cap %d), %d events written", cap(s.buf), w.written())
+	}
+}

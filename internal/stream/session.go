@@ -436,9 +436,17 @@ func (s *session) flush() bool {
 	if !s.stalled {
 		s.written += int64(len(s.buf))
 		s.buf = s.buf[:0]
+		if cap(s.buf) > maxKeptBuf {
+			s.buf = nil // a replay's or a burst's buffer is not kept for the stream's life
+		}
 	}
 	return err == nil
 }
+
+// maxKeptBuf is the largest event buffer a stream keeps between writes: a
+// wake-up's events are a few hundred bytes, the first events of an alerts
+// stream with history=100 can be tens of KiB.
+const maxKeptBuf = 8 << 10
 
 // statusPayload builds machine-status: {deviceId, data, source, timestamp}.
 // The cached value is embedded as JSON when it is JSON, else as a string.
