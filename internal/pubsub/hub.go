@@ -131,7 +131,6 @@ const (
 	ClosedByClient
 )
 
-
 // End returns why the subscription ended for a reason of the hub's, or 0
 // while it has not (Close does not end it). Ready is signalled when it
 // ends.
