@@ -12,12 +12,15 @@
 package loadbench
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -193,6 +196,8 @@ func Measure(ctx context.Context, c Config, out io.Writer) ([]Run, error) {
 	total := c.Runs * len(c.Binaries) * len(kinds)
 	fmt.Fprintf(c.Log, "loadbench: %d runs (%d kinds x %d binaries x %d), work folder %s, load average at start %s\n",
 		total, len(kinds), len(c.Binaries), c.Runs, c.Work, loadAvg())
+	atStart := busiest(2*time.Second, 5)
+	fmt.Fprintf(c.Log, "loadbench: busiest processes before the first run (cores over 2 s): %s\n", atStart)
 	started := time.Now()
 	var runs []Run
 	for rep := 1; rep <= c.Runs; rep++ {
@@ -213,8 +218,10 @@ func Measure(ctx context.Context, c Config, out io.Writer) ([]Run, error) {
 	for i, b := range c.Binaries {
 		names[i] = b.Name
 	}
-	fmt.Fprintf(out, "loadbench: %d streams x %d of %d devices, median of %d runs each, load average at the end %s\n\n",
+	fmt.Fprintf(out, "loadbench: %d streams x %d of %d devices, median of %d runs each, load average at the end %s\n",
 		c.Streams, c.PerStream, c.Devices, c.Runs, loadAvg())
+	fmt.Fprintf(out, "busiest processes (cores over 2 s) before the first run: %s; after the last: %s\n\n",
+		atStart, busiest(2*time.Second, 5))
 	return runs, Summary(out, runs, names, kinds)
 }
 
@@ -246,4 +253,67 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// busiest samples every process's CPU over d and returns the top n, as "name[pid] cores"
+// entries: what else ran on the machine, beside the load average. A process that both
+// started and ended within d (a short compile) is not seen.
+func busiest(d time.Duration, n int) string {
+	before := procTimes()
+	time.Sleep(d)
+	after := procTimes()
+	type p struct {
+		name  string
+		pid   int
+		cores float64
+	}
+	var ps []p
+	for pid, a := range after {
+		b := before[pid] // a process started meanwhile: all its time is in the window
+		if a.ticks <= b.ticks {
+			continue
+		}
+		ps = append(ps, p{a.name, pid, float64(a.ticks-b.ticks) / 100 / d.Seconds()}) // USER_HZ 100
+	}
+	slices.SortFunc(ps, func(x, y p) int { return cmp.Compare(y.cores, x.cores) })
+	var out []string
+	for _, x := range ps[:min(n, len(ps))] {
+		out = append(out, fmt.Sprintf("%s[%d] %.2f", x.name, x.pid, x.cores))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+type procTime struct {
+	name  string
+	ticks int64 // utime + stime
+}
+
+func procTimes() map[int]procTime {
+	out := map[int]procTime{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(string(b[end+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[pid] = procTime{string(b[open+1 : end]), u + s}
+	}
+	return out
 }
