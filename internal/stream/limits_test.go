@@ -173,12 +173,17 @@ func TestOwnershipChangesReachOpenStreams(t *testing.T) {
 	e.own("1", "C01")
 	alerts := e.open("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Alerts)))
 	alerts.expect("system", "")
-	data := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
-	data.expect("system", "")
+	dataPath := "/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data))
+	data := e.open(dataPath)
+	first := data.expect("system", "")
 
 	// The main app gives the user C02 and takes C01 away.
-	e.rdb.SAdd(t.Context(), e.keys.UserDevices("1"), "C02")
-	e.rdb.SRem(t.Context(), e.keys.UserDevices("1"), "C01")
+	if err := e.rdb.SAdd(t.Context(), e.keys.UserDevices("1"), "C02").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.SRem(t.Context(), e.keys.UserDevices("1"), "C01").Err(); err != nil {
+		t.Fatal(err)
+	}
 	e.waitTimers(4)
 	e.clock.Advance(e.app.Config.HeartbeatInterval)
 
@@ -188,6 +193,12 @@ func TestOwnershipChangesReachOpenStreams(t *testing.T) {
 		t.Fatalf("data stream got %+v", ev)
 	}
 	data.ended()
+	// Its browser's reconnect (same URL, its cursor) gets 403, which ends
+	// a native EventSource for good.
+	resp := e.get(dataPath, "Last-Event-ID", first.ID)
+	if got := strings.TrimSpace(body(t, resp)); resp.StatusCode != 403 || got != `{"error":"Forbidden","message":"Access denied to one or more devices","statusCode":403}` {
+		t.Fatalf("reconnect of the data stream whose device was removed: %d %s", resp.StatusCode, got)
+	}
 	// The alerts stream follows the set from its next heartbeat on.
 	alerts.nextRaw() // heartbeat
 	e.publish(e.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":"old"}`)

@@ -93,7 +93,7 @@ const (
 	rotateRetryJitter = 4 * time.Second
 	softRetryBase     = 5 * time.Second
 	softRetryJitter   = 10 * time.Second
-	writeTimeout      = 10 * time.Second
+	writeTimeout      = 10 * time.Second // Timing.WriteTimeout's default
 	renewTimeout      = 2 * time.Second
 )
 

@@ -56,6 +56,9 @@ type Timing struct {
 	// MaxDuration is set (the local server): as Lambda's 15 minutes.
 	DefaultLifetime time.Duration // default 15m
 	ConnectTimeout  time.Duration // Redis work before the first byte; default 3s
+	// WriteTimeout ends a stream whose write has not returned by then
+	// (write-stalled); default 10s.
+	WriteTimeout time.Duration
 }
 
 // Deps are the handler's collaborators.
@@ -100,6 +103,9 @@ func New(d Deps) *Handler {
 	}
 	if t.ConnectTimeout <= 0 {
 		t.ConnectTimeout = 3 * time.Second
+	}
+	if t.WriteTimeout <= 0 {
+		t.WriteTimeout = writeTimeout
 	}
 	if d.QueueSize <= 0 {
 		d.QueueSize = 256

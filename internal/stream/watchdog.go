@@ -4,19 +4,21 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"time"
 )
 
 // How a stream keeps its end in its own hands, whatever the writer under
 // it supports:
 //
-//   - A write that does not return within writeTimeout ends the stream. The
-//     local server's writer takes a write deadline; lambdaurl's does not
-//     (http.ErrNotSupported), so there the write runs on a goroutine of its
-//     own, watched by a timer of the injected clock. A stalled write is
-//     abandoned, not interrupted: nothing touches the writer again, the
-//     lease is released and the end is logged at once, and the invocation
-//     itself finishes when the platform takes the bytes or at its deadline.
+//   - A write that does not return within Timing.WriteTimeout ends the
+//     stream. The local server's writer takes a write deadline; lambdaurl's
+//     does not (http.ErrNotSupported), so there the write runs on a
+//     goroutine of its own, watched by a timer of the injected clock. A
+//     stalled write is abandoned, not interrupted: nothing touches the
+//     writer again, the lease is released and the end is logged at once,
+//     and the invocation itself finishes when the platform takes the bytes
+//     or at its deadline.
 //   - Near the invocation deadline every write is bounded by what is left
 //     before the lease release must start (lastWriteBy), and no renewal
 //     starts within renewTimeout of the rotation, so a slow Redis cannot
@@ -45,7 +47,7 @@ func (s *session) write(p []byte) error {
 		// bounded all the same. Near the end the budget shrinks, and the
 		// deadline moves with it.
 		now := time.Now()
-		if by := now.Add(budget); by.Before(s.writeBy) || now.After(s.writeBy.Add(-writeTimeout/2)) {
+		if by := now.Add(budget); by.Before(s.writeBy) || now.After(s.writeBy.Add(-s.h.d.Timing.WriteTimeout/2)) {
 			if err := s.rc.SetWriteDeadline(by); errors.Is(err, http.ErrNotSupported) {
 				s.noDeadline = true
 			} else {
@@ -53,7 +55,14 @@ func (s *session) write(p []byte) error {
 			}
 		}
 		if !s.noDeadline {
-			return s.writeNow(p)
+			// A write past its deadline stalled as surely as an abandoned
+			// one: the end says so (write-stalled, not write-failed).
+			err := s.writeNow(p)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.stalled = true
+				return errStalled
+			}
+			return err
 		}
 	}
 	return s.watchedWrite(p, budget)
@@ -102,14 +111,15 @@ func (s *session) watchedWrite(p []byte, budget time.Duration) error {
 	}
 }
 
-// writeBudget is writeTimeout, or less when the invocation deadline is
-// near.
+// writeBudget is Timing.WriteTimeout, or less when the invocation
+// deadline is near.
 func (s *session) writeBudget() time.Duration {
+	wt := s.h.d.Timing.WriteTimeout
 	if s.lastWriteBy.IsZero() {
-		return writeTimeout
+		return wt
 	}
 	left := s.lastWriteBy.Sub(s.h.d.Clock.Now())
-	return max(min(writeTimeout, left), minWriteBudget)
+	return max(min(wt, left), minWriteBudget)
 }
 
 // lastWriteBy is the time by which every write must be over so that the

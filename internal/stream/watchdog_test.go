@@ -153,6 +153,12 @@ type unit struct {
 // newUnit serves alerts streams; queue 0 takes the default.
 func newUnit(t *testing.T, queue int) *unit {
 	t.Helper()
+	return newUnitWith(t, queue, nil)
+}
+
+// newUnitWith is newUnit with mutate adjusting the handler's Deps first.
+func newUnitWith(t *testing.T, queue int, mutate func(*Deps)) *unit {
+	t.Helper()
 	rdb, prefix := redistest.Client(t)
 	u := &unit{t: t, rdb: rdb, keys: config.DefaultKeys().WithPrefix(prefix), logs: &SyncLog{},
 		clock: clockwork.NewFakeClockAt(time.Date(2026, 1, 27, 12, 0, 0, 0, time.UTC))}
@@ -165,10 +171,14 @@ func newUnit(t *testing.T, queue int) *unit {
 	u.hub = pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{u.keys.Channel(channel.Alert): channel.Alert}, Control: control}, log, u.clock.Now)
 	t.Cleanup(u.hub.Close)
 	u.reg = registry.New(rdb, u.keys, registry.Limits{Alerts: 1, Data: 1, PerIP: 5, Policy: config.PolicyEvictOldest}, time.Minute, time.Minute)
-	u.h = New(Deps{
+	d := Deps{
 		Tickets: u.tickets, Hub: u.hub, Redis: rdb, Keys: u.keys, MaxDevices: 10, QueueSize: queue,
 		Registry: u.reg, Log: log, Clock: u.clock, Metrics: metrics.New(metrics.Sources{}, u.clock.Now),
-	})
+	}
+	if mutate != nil {
+		mutate(&d)
+	}
+	u.h = New(d)
 	return u
 }
 
