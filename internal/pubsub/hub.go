@@ -131,11 +131,9 @@ const (
 	ClosedByClient
 )
 
-// Done is closed when the subscription ended for a reason of the hub's
-// (End says which); Close does not close it.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
-
-// End returns why Done was closed, or 0 while it is open.
+// End returns why the subscription ended for a reason of the hub's, or 0
+// while it has not (Close does not end it). Ready is signalled when it
+// ends.
 func (s *Subscription) End() End { return End(s.cause.Load()) }
 
 // end closes done with cause e (once) and signals Ready, so that a stream
