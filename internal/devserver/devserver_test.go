@@ -350,13 +350,12 @@ func TestPageAndAssets(t *testing.T) {
 	t.Parallel()
 	s := start(t, nil, devserver.Options{})
 	get := func(path string) (int, http.Header, string) {
-		res, err := http.Get(s.URL + path)
+		req, err := http.NewRequest("GET", s.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, res.Header, string(b)
+		res := ssetest.Do(t, http.DefaultClient, req)
+		return res.StatusCode, res.Header, ssetest.Body(t, res)
 	}
 	code, h, body := get("/")
 	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(body, `src="assets/app.js"`) ||
@@ -503,7 +502,9 @@ func exerciseRedis(t *testing.T, s *devserver.Server) {
 
 	// Revocation: deleting the ticket record ends the stream at its next
 	// renewal.
-	rdb.Del(ctx, s.App.Tickets.Key(alertTicketID))
+	if err := rdb.Del(ctx, s.App.Tickets.Key(alertTicketID)).Err(); err != nil {
+		t.Fatal(err)
+	}
 	nextSystem(t, alerts, "revoked")
 }
 
@@ -613,7 +614,9 @@ func TestOwnershipHealsAfterRedisFlush(t *testing.T) {
 	// stream is refused once (the loop may re-seed in between).
 	refused := false
 	for range 20 {
-		s.App.Redis.Del(ctx, k.UserDevices("1"))
+		if err := s.App.Redis.Del(ctx, k.UserDevices("1")).Err(); err != nil {
+			t.Fatal(err)
+		}
 		if code := statusOf(t, url()); code == http.StatusForbidden {
 			refused = true
 			break

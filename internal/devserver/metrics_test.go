@@ -1,7 +1,6 @@
 package devserver_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/machinedash/sse/internal/devserver"
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 // TestMetricsEndpoint: the local server shows the stream figures at GET
@@ -24,12 +24,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	if r := call(t, "GET", s.URL+"/sse/alerts?ticket=forged", "", "", ""); r.status != 401 {
 		t.Fatalf("forged ticket: %d", r.status)
 	}
-	res, err := http.Get(s.URL + "/metrics")
+	req, err := http.NewRequest("GET", s.URL+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
+	res := ssetest.Do(t, http.DefaultClient, req)
+	body := []byte(ssetest.Body(t, res))
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("GET /metrics: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}

@@ -61,8 +61,14 @@ func Client(t testing.TB) (*redis.Client, string) {
 		for iter.Next(ctx) {
 			keys = append(keys, iter.Val())
 		}
+		// A cleanup that fails leaves keys behind for later tests: say so.
+		if err := iter.Err(); err != nil {
+			t.Errorf("redistest: cleanup of %s*: %v", prefix, err)
+		}
 		if len(keys) > 0 {
-			c.Del(ctx, keys...)
+			if err := c.Del(ctx, keys...).Err(); err != nil {
+				t.Errorf("redistest: cleanup of %s*: %v", prefix, err)
+			}
 		}
 		_ = c.Close()
 	})

@@ -173,9 +173,13 @@ func TestRunPublishesTheContract(t *testing.T) {
 
 	// A full history stays capped at 100; a cached status is continued.
 	for i := range 120 {
-		rdb.LPush(ctx, keys.AlertHistory("C01"), fmt.Sprintf(`{"old":%d}`, i))
+		if err := rdb.LPush(ctx, keys.AlertHistory("C01"), fmt.Sprintf(`{"old":%d}`, i)).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	rdb.Set(ctx, keys.Status("C02"), `{"devId":"C02","Data":{"T1":221.3,"OT":56.1,"CYCN":5000},"state":"running"}`, 0)
+	if err := rdb.Set(ctx, keys.Status("C02"), `{"devId":"C02","Data":{"T1":221.3,"OT":56.1,"CYCN":5000},"state":"running"}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	msgs := subscribe(t, rdb, keys)
 	clk := clockwork.NewFakeClockAt(t0)
@@ -467,8 +471,10 @@ func TestOwnersSettingAndSeeding(t *testing.T) {
 	}
 	rdb, prefix := redistest.Client(t)
 	keys := config.DefaultKeys().WithPrefix(prefix)
-	rdb.SAdd(t.Context(), keys.UserDevices("1"), "X9") // the main app's data stays
-	for i := 0; i < 2; i++ {                           // idempotent
+	if err := rdb.SAdd(t.Context(), keys.UserDevices("1"), "X9").Err(); err != nil { // the main app's data stays
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // idempotent
 		if err := sim.SeedOwners(t.Context(), rdb, keys, def.Owners); err != nil {
 			t.Fatal(err)
 		}

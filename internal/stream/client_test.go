@@ -73,7 +73,9 @@ func TestFreshTicketWithExpiredCursorGivesTheReplayPosition(t *testing.T) {
 	e.alert("C02", t0.Add(2*time.Second), "missed 1", false)
 	e.alert("C09", t0.Add(3*time.Second), "not mine", false)
 	e.alert("C01", t0.Add(4*time.Second), "missed 2", false)
-	e.rdb.Del(t.Context(), e.keys.Lease(strings.Split(last.ID, ".")[0]))
+	if err := e.rdb.Del(t.Context(), e.keys.Lease(strings.Split(last.ID, ".")[0])).Err(); err != nil {
+		t.Fatal(err)
+	}
 	e.clock.Advance(10 * time.Minute)
 
 	fresh := e.ticket("1", purpose.Alerts)
@@ -106,7 +108,9 @@ func TestHistorySendsTheNewestAlertsOnce(t *testing.T) {
 	for i, d := range []string{"C01", "C02", "C01", "C01", "C02", "C01"} {
 		newest = e.alert(d, t0.Add(-time.Duration(10-i)*time.Second), "h"+string(rune('0'+i)), false)
 	}
-	e.rdb.LPush(t.Context(), e.keys.AlertHistory("C01"), `{"deviceId":"C01","alert":{"message":"no time"}}`)
+	if err := e.rdb.LPush(t.Context(), e.keys.AlertHistory("C01"), `{"deviceId":"C01","alert":{"message":"no time"}}`).Err(); err != nil {
+		t.Fatal(err)
+	}
 	e.own("2", "C09")
 	e.alert("C09", t0, "not mine", false)
 

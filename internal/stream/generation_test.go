@@ -78,7 +78,10 @@ func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
 	}
 	// A ticket whose record was deleted is revoked the same way.
 	deleted := e.ticket("1", purpose.Alerts)
-	claims, _ := e.app.Tickets.Parse(deleted)
+	claims, err := e.app.Tickets.Parse(deleted)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -152,8 +152,12 @@ func (e *env) alert(device string, at time.Time, msg string, live bool) string {
 	e.t.Helper()
 	p := fmt.Sprintf(`{"deviceId":%q,"alert":{"message":%q},"timestamp":%q}`, device, msg, at.UTC().Format("2006-01-02T15:04:05.000Z"))
 	ctx := context.Background()
-	e.rdb.LPush(ctx, e.keys.AlertHistory(device), p)
-	e.rdb.LTrim(ctx, e.keys.AlertHistory(device), 0, 99)
+	if err := e.rdb.LPush(ctx, e.keys.AlertHistory(device), p).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.rdb.LTrim(ctx, e.keys.AlertHistory(device), 0, 99).Err(); err != nil {
+		e.t.Fatal(err)
+	}
 	if live {
 		e.publish(e.keys.Channel(channel.Alert), p)
 	}
@@ -180,8 +184,12 @@ func TestAlertReplayOnResumeWithoutLossOrDuplicates(t *testing.T) {
 	e.alert("C02", t0.Add(3*time.Second), "b3", true)
 	e.alert("C01", t0.Add(2*time.Second), "b2", true)
 	e.alert("C01", t0.Add(4*time.Second), "b4", true)
-	e.rdb.LPush(t.Context(), e.keys.AlertHistory("C01"), `{"deviceId":"C01","alert":{"message":"nots"}}`)
-	e.rdb.LPush(t.Context(), e.keys.AlertHistory("C02"), `{"deviceId":"X9","alert":{"message":"x"},"timestamp":"2026-01-27T12:00:05.000Z"}`)
+	if err := e.rdb.LPush(t.Context(), e.keys.AlertHistory("C01"), `{"deviceId":"C01","alert":{"message":"nots"}}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.LPush(t.Context(), e.keys.AlertHistory("C02"), `{"deviceId":"X9","alert":{"message":"x"},"timestamp":"2026-01-27T12:00:05.000Z"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
 	// One lands in history just before the reconnect and is published just
 	// after it: it must come once.
 	dup := e.alert("C02", t0.Add(5*time.Second), "b5", false)
@@ -208,7 +216,10 @@ func TestResumeFromTheFirstEventAlone(t *testing.T) {
 	for _, path := range []string{"/sse/alerts?", "/sse/stream?deviceId=C01&"} {
 		e := newEnv(t, nil)
 		e.own("1", "C01")
-		tk, _, _ := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
+		tk, _, err := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
 		e.Issued(tk)
 		url := path + "ticket=" + url.QueryEscape(tk)
 		c := e.open(url)

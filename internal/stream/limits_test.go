@@ -94,10 +94,13 @@ func TestDeadProcessLeaseExpiresByItself(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.ConnectionLimitPolicy = config.PolicyReject })
 	e.own("1", "C01")
 	tk := e.ticket("1", purpose.Data)
-	claims, _ := e.app.Tickets.Parse(tk)
+	claims, err := e.app.Tickets.Parse(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A stream admitted by a process that then died: it never renews nor
 	// releases.
-	_, err := e.app.Registry.Connect(t.Context(), registry.Request{
+	_, err = e.app.Registry.Connect(t.Context(), registry.Request{
 		ID: "deadbeefdeadbeefdeadbe", UserID: "1", Purpose: purpose.Data, Devices: []string{"C01"}, IP: "10.0.0.9",
 		TicketKey: e.app.Tickets.Key(claims.ID), TicketID: claims.ID, ConnectedAt: e.clock.Now(),
 	}, e.clock.Now())
@@ -215,7 +218,10 @@ func TestRevokedTicketEndsItsStreams(t *testing.T) {
 	tk := e.ticket("1", purpose.Any)
 	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(tk))
 	first := c.expect("system", "")
-	claims, _ := e.app.Tickets.Parse(tk)
+	claims, err := e.app.Tickets.Parse(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,9 @@ func TestSlowReaderStaysBounded(t *testing.T) {
 	deadline := time.After(5 * time.Second)
 	w.wait(t, `"connected"`, deadline)
 	for i := 1; i <= burst; i++ {
-		rdb.Publish(t.Context(), keys.Channel(channel.Alert), fmt.Sprintf(`{"deviceId":"C01","alert":{"n":%d}}`, i))
+		if err := rdb.Publish(t.Context(), keys.Channel(channel.Alert), fmt.Sprintf(`{"deviceId":"C01","alert":{"n":%d}}`, i)).Err(); err != nil {
+			t.Fatal(err)
+		}
 		if i == 1 {
 			select { // the first alert is being written: the client has stalled
 			case <-w.stalled:

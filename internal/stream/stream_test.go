@@ -18,7 +18,9 @@ func TestDataStreamStatusThenLiveEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01", "C02")
-	e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"devId":"C01","Data":{"T1":220}}`, 0)
+	if err := e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"devId":"C01","Data":{"T1":220}}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	tk := e.ticket("1", purpose.Data)
 
 	c := e.open("/sse/stream?ticket=" + url.QueryEscape(tk) + "&deviceIds=C01,C02")
@@ -60,7 +62,9 @@ func TestIncludeStatusFalse(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"x":1}`, 0)
+	if err := e.rdb.Set(t.Context(), e.keys.Status("C01"), `{"x":1}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	c := e.open("/sse/stream?includeStatus=false&deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Any)))
 	c.expect("system", "")
 	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
@@ -130,9 +134,14 @@ func TestErrorsHaveTheSeedsBodies(t *testing.T) {
 	e.own("1", "C01", "C02", "C03", "C04")
 	data := url.QueryEscape(e.ticket("1", purpose.Data))
 	alerts := url.QueryEscape(e.ticket("1", purpose.Alerts))
-	revoked, claims, _ := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
+	revoked, claims, err := e.app.Tickets.Issue(t.Context(), "1", purpose.Any, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.Issued(revoked)
-	_ = e.app.Tickets.Revoke(t.Context(), claims.ID)
+	if err := e.app.Tickets.Revoke(t.Context(), claims.ID); err != nil {
+		t.Fatal(err)
+	}
 
 	const (
 		auth      = `{"error":"Unauthorized","message":"Stream authentication required","statusCode":401}`

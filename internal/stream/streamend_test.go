@@ -90,7 +90,9 @@ func TestMalformedReportAfterTheReleaseAndNotLost(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `not json`)
+	if err := u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `not json`).Err(); err != nil {
+		t.Fatal(err)
+	}
 	for u.hub.Stats().Malformed == 0 {
 		select {
 		case <-bounded:

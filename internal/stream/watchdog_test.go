@@ -47,7 +47,9 @@ func TestStalledWriteWithoutDeadlineEndsWithinTheWriteTimeout(t *testing.T) {
 	t.Cleanup(func() { close(w.release) })
 	bounded := time.After(5 * time.Second)
 	w.wait(t, `"connected"`, bounded)
-	rdb.Publish(t.Context(), keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`)
+	if err := rdb.Publish(t.Context(), keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`).Err(); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-w.stalled:
 	case <-bounded:
@@ -186,7 +188,9 @@ func newUnitWith(t *testing.T, queue int, mutate func(*Deps)) *unit {
 func (u *unit) ticket(user string, devices ...string) string {
 	u.t.Helper()
 	for _, d := range devices {
-		u.rdb.SAdd(u.t.Context(), u.keys.UserDevices(user), d)
+		if err := u.rdb.SAdd(u.t.Context(), u.keys.UserDevices(user), d).Err(); err != nil {
+			u.t.Fatal(err)
+		}
 	}
 	tk, _, err := u.tickets.Issue(u.t.Context(), user, purpose.Alerts, time.Minute)
 	if err != nil {
@@ -262,7 +266,9 @@ func TestStalledWriteThroughLambdaURLsWriter(t *testing.T) {
 	if err != nil || !strings.Contains(string(buf[:n]), `"connected"`) {
 		t.Fatalf("first read %q %v", buf[:n], err)
 	}
-	u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`)
+	if err := u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`).Err(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if err := u.clock.BlockUntilContext(ctx, 3); err != nil { // heartbeat, rotation, watchdog
