@@ -168,7 +168,9 @@ func ParseRates(s string) ([]float64, error) {
 
 // Measure builds loadcmp and the binaries, runs every kind Runs times per binary, writes the
 // summary to out and returns the runs. Each run's loadcmp JSON line is appended to
-// Work/results.jsonl, and its processes' output kept in Work/runs/.
+// Work/results.jsonl, and its processes' output kept in Work/runs/. A run that fails is tried
+// once more from nothing, then left out of the table and named under it (the error says how
+// many); an interrupt (ctx) ends the runs and still writes the table of those done.
 func Measure(ctx context.Context, c Config, out io.Writer) ([]Run, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
@@ -200,17 +202,35 @@ func Measure(ctx context.Context, c Config, out io.Writer) ([]Run, error) {
 	fmt.Fprintf(c.Log, "loadbench: busiest processes before the first run (cores over 2 s): %s\n", atStart)
 	started := time.Now()
 	var runs []Run
+	var failed []string
+	done := 0
+runs:
 	for rep := 1; rep <= c.Runs; rep++ {
 		for _, k := range kinds {
 			for _, b := range c.Binaries {
 				r := Run{Binary: b.Name, Kind: k, Rep: rep}
-				res, err := runOnce(ctx, c, loadcmp, b, k, fmt.Sprintf("%s-%s-%d", b.Name, k, rep))
+				label := fmt.Sprintf("%s-%s-%d", b.Name, k, rep)
+				res, err := runOnce(ctx, c, loadcmp, b, k, label)
+				if err != nil && ctx.Err() == nil {
+					// Unattended runs go on: a run that failed (a port taken
+					// meanwhile, a process that did not start) is tried once
+					// more from nothing, then left out and named.
+					fmt.Fprintf(c.Log, "loadbench: %s %s run %d failed, trying once more: %v\n", b.Name, k, rep, err)
+					res, err = runOnce(ctx, c, loadcmp, b, k, label+"-retry")
+				}
+				done++
+				if ctx.Err() != nil {
+					fmt.Fprintf(c.Log, "loadbench: interrupted; the table has the runs done so far\n")
+					break runs
+				}
 				if err != nil {
-					return runs, fmt.Errorf("loadbench: %s %s run %d: %w", b.Name, k, rep, err)
+					failed = append(failed, fmt.Sprintf("%s %s run %d: %v", b.Name, k, rep, err))
+					fmt.Fprintf(c.Log, "[%d/%d %s] %s %s run %d FAILED: %v\n", done, total, time.Since(started).Round(time.Second), b.Name, k, rep, err)
+					continue
 				}
 				r.Result = res
 				runs = append(runs, r)
-				fmt.Fprintf(c.Log, "[%d/%d %s] %s\n", len(runs), total, time.Since(started).Round(time.Second), brief(r))
+				fmt.Fprintf(c.Log, "[%d/%d %s] %s\n", done, total, time.Since(started).Round(time.Second), brief(r))
 			}
 		}
 	}
@@ -222,7 +242,14 @@ func Measure(ctx context.Context, c Config, out io.Writer) ([]Run, error) {
 		c.Streams, c.PerStream, c.Devices, c.Runs, loadAvg())
 	fmt.Fprintf(out, "busiest processes (cores over 2 s) before the first run: %s; after the last: %s\n\n",
 		atStart, busiest(2*time.Second, 5))
-	return runs, Summary(out, runs, names, kinds)
+	if err := Summary(out, runs, names, kinds); err != nil {
+		return runs, err
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(out, "\nFAILED, not in the table (%d of %d runs; logs in %s/runs/):\n  %s\n", len(failed), total, c.Work, strings.Join(failed, "\n  "))
+		return runs, fmt.Errorf("loadbench: %d of %d runs failed", len(failed), total)
+	}
+	return runs, ctx.Err()
 }
 
 // brief is a run's progress line.
