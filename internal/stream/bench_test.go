@@ -128,8 +128,14 @@ type sseConn struct {
 const clientBuf = 1024
 
 func dialSSE(addr, path string) (*sseConn, error) {
-	conn, err := net.Dial("tcp", addr)
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
+		return nil, err
+	}
+	// Until the first event, every read is bounded: a stream that is never
+	// admitted fails the benchmark instead of hanging it.
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\n\r\n"
@@ -155,6 +161,11 @@ func dialSSE(addr, path string) (*sseConn, error) {
 			return nil, fmt.Errorf("first event: %w", err)
 		}
 		if len(line) == 1 {
+			// The readers then run as long as the benchmark.
+			if err := conn.SetDeadline(time.Time{}); err != nil {
+				conn.Close()
+				return nil, err
+			}
 			return c, nil
 		}
 	}
