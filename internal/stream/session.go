@@ -32,9 +32,11 @@ type session struct {
 	end     time.Time // when the stream rotates
 	devices []string  // the devices it carries (alerts: follows ownership)
 
-	writeBy time.Time // the write deadline last set
-	seq     uint64
-	written int64 // bytes written, for Timing.MaxBytes
+	writeBy   time.Time // the write deadline last set
+	armedAt   time.Time // when it was set (with its monotonic reading)
+	armedFull bool      // it was set with the full write timeout
+	seq       uint64
+	written   int64 // bytes written, for Timing.MaxBytes
 
 	// The write watchdog (watchdog.go).
 	noDeadline  bool            // the writer takes no write deadline (lambdaurl)
