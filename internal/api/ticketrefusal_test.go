@@ -32,7 +32,7 @@ func TestTicketRefusalsAreLoggedOnce(t *testing.T) {
 			t.Fatalf("%s: %d %s", tc.reason, resp.StatusCode, got)
 		}
 	}
-	lines := e.LogLines("ticket refused")
+	lines := e.Logs.Lines("ticket refused")
 	if len(lines) != len(refused) {
 		t.Fatalf("%d refusal lines for %d refusals:\n%s", len(lines), len(refused), e.Logs.String())
 	}

@@ -11,7 +11,6 @@
 package apptest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 	"github.com/machinedash/sse/internal/access"
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/logtest"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ssetest"
@@ -50,7 +50,7 @@ type Env struct {
 	Clock *clockwork.FakeClock
 	App   *app.App
 	Srv   *httptest.Server
-	Logs  *Log
+	Logs  *logtest.Log
 	Name  string // the service's Redis client name (to find and kill its connections)
 
 	mu     sync.Mutex
@@ -72,7 +72,7 @@ func New(t *testing.T, mutate func(*config.Config)) *Env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	e := &Env{T: t, RDB: rdb, Keys: cfg.Keys, Clock: clockwork.NewFakeClockAt(T0), Logs: &Log{}}
+	e := &Env{T: t, RDB: rdb, Keys: cfg.Keys, Clock: clockwork.NewFakeClockAt(T0), Logs: &logtest.Log{}}
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The service gets a client of its own, named, so a test can find (and
 	// kill) exactly its connections.
@@ -243,34 +243,4 @@ func (e *Env) WaitTimers(n int) {
 	if err := e.Clock.BlockUntilContext(ctx, n); err != nil {
 		e.T.Fatalf("timers: %v", err)
 	}
-}
-
-// LogLines returns the service's log lines with message msg, decoded.
-func (e *Env) LogLines(msg string) []map[string]any {
-	var out []map[string]any
-	for _, l := range strings.Split(e.Logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// Log is a log sink safe for concurrent writers.
-type Log struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *Log) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *Log) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

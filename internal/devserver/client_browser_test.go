@@ -1,9 +1,7 @@
 package devserver_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -23,38 +21,13 @@ import (
 	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/devserver"
+	"github.com/machinedash/sse/internal/logtest"
 	"github.com/machinedash/sse/internal/redistest"
 )
 
 // The browser client (/sse/client.js) as the dashboard uses it, in a real
 // headless Chromium against the local server on a real Redis: the six
 // scenarios of the client's promise. Every wait is bounded.
-
-// logBuffer collects the server's JSON logs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the log lines with the given msg.
-func (l *logBuffer) lines(msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // realServer is a local server on a real Redis (its own key prefix), so a
 // restart keeps the state; env is kept for the restart.
@@ -63,7 +36,7 @@ type realServer struct {
 	env  map[string]string
 	rdb  *redis.Client
 	keys config.Keys
-	logs *logBuffer
+	logs *logtest.Log
 }
 
 func startReal(t *testing.T, addr string, extra map[string]string) *realServer {
@@ -76,7 +49,7 @@ func startReal(t *testing.T, addr string, extra map[string]string) *realServer {
 	for k, v := range extra {
 		env[k] = v
 	}
-	r := &realServer{env: env, rdb: rdb, keys: keys, logs: &logBuffer{}}
+	r := &realServer{env: env, rdb: rdb, keys: keys, logs: &logtest.Log{}}
 	r.restart(t, addr)
 	return r
 }
@@ -344,9 +317,9 @@ func TestClientPausesWhenHiddenAndReplaysWhenVisible(t *testing.T) {
 	until(t, "no stream left in /sse/status", 2*time.Second, func() bool { al, da, _ := s.counts(t, "1"); return al+da == 0 })
 	// The beacons ended both streams, each within a second of its close.
 	until(t, "two streams ended by their close beacon", 2*time.Second, func() bool {
-		return len(closedStreams(s.logs)) == 2 && len(s.logs.lines("stream close requested")) == 2
+		return len(closedStreams(s.logs)) == 2 && len(s.logs.Lines("stream close requested")) == 2
 	})
-	requested := s.logs.lines("stream close requested")
+	requested := s.logs.Lines("stream close requested")
 	for _, end := range closedStreams(s.logs) {
 		// The latest close request before this end is the one that ended it.
 		at, d := logTime(t, end), time.Duration(-1)
@@ -374,9 +347,9 @@ func TestClientPausesWhenHiddenAndReplaysWhenVisible(t *testing.T) {
 	}
 }
 
-func closedStreams(l *logBuffer) []map[string]any {
+func closedStreams(l *logtest.Log) []map[string]any {
 	var out []map[string]any
-	for _, m := range l.lines("stream end") {
+	for _, m := range l.Lines("stream end") {
 		if m["reason"] == "closed" {
 			out = append(out, m)
 		}

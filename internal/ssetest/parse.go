@@ -197,21 +197,23 @@ func DecodeUTF8(s string) string {
 			case 0xC2 <= b && b <= 0xDF:
 				needed, cp = 1, rune(b&0x1F)
 			case 0xE0 <= b && b <= 0xEF:
-				if b == 0xE0 {
-					lower = 0xA0
-				} else if b == 0xED {
-					upper = 0x9F
-				}
 				needed, cp = 2, rune(b&0x0F)
 			case 0xF0 <= b && b <= 0xF4:
-				if b == 0xF0 {
-					lower = 0x90
-				} else if b == 0xF4 {
-					upper = 0x8F
-				}
 				needed, cp = 3, rune(b&0x07)
 			default:
 				out = utf8.AppendRune(out, utf8.RuneError)
+			}
+			// These lead bytes narrow the next byte's range (no overlong
+			// forms, no surrogates, nothing past U+10FFFF).
+			switch b {
+			case 0xE0:
+				lower = 0xA0
+			case 0xED:
+				upper = 0x9F
+			case 0xF0:
+				lower = 0x90
+			case 0xF4:
+				upper = 0x8F
 			}
 			continue
 		}

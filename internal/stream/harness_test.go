@@ -11,6 +11,7 @@ import (
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/apptest"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/logtest"
 	"github.com/machinedash/sse/internal/purpose"
 	"github.com/machinedash/sse/internal/ssetest"
 )
@@ -29,7 +30,7 @@ type env struct {
 	clock *clockwork.FakeClock
 	app   *app.App
 	srv   *httptest.Server
-	logs  *apptest.Log
+	logs  *logtest.Log
 	name  string
 }
 
@@ -50,7 +51,7 @@ func (e *env) get(path string, hdr ...string) *http.Response {
 	e.t.Helper()
 	return e.Get(path, hdr...)
 }
-func (e *env) logLines(msg string) []map[string]any { return e.LogLines(msg) }
+func (e *env) logLines(msg string) []map[string]any { return e.logs.Lines(msg) }
 
 func (e *env) waitTimers(n int) { e.t.Helper(); e.WaitTimers(n) }
 

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 
 	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
+	"github.com/machinedash/sse/internal/logtest"
 	"github.com/machinedash/sse/internal/metrics"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/purpose"
@@ -148,7 +147,7 @@ type unit struct {
 	rdb     *redis.Client
 	keys    config.Keys
 	clock   *clockwork.FakeClock
-	logs    *SyncLog
+	logs    *logtest.Log
 	t       *testing.T
 }
 
@@ -162,7 +161,7 @@ func newUnit(t *testing.T, queue int) *unit {
 func newUnitWith(t *testing.T, queue int, mutate func(*Deps)) *unit {
 	t.Helper()
 	rdb, prefix := redistest.Client(t)
-	u := &unit{t: t, rdb: rdb, keys: config.DefaultKeys().WithPrefix(prefix), logs: &SyncLog{},
+	u := &unit{t: t, rdb: rdb, keys: config.DefaultKeys().WithPrefix(prefix), logs: &logtest.Log{},
 		clock: clockwork.NewFakeClockAt(time.Date(2026, 1, 27, 12, 0, 0, 0, time.UTC))}
 	log := slog.New(slog.NewJSONHandler(u.logs, nil))
 	var err error
@@ -220,25 +219,6 @@ func (w *stallWriter) wait(t *testing.T, text string, bounded <-chan time.Time) 
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// SyncLog is a log sink safe for concurrent writers (exported for the
-// package's external tests too).
-type SyncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *SyncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *SyncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestStalledWriteThroughLambdaURLsWriter: the same through the writer the
