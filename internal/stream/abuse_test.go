@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -84,11 +85,28 @@ func TestConnectsResetMidHandshakeLeaveOtherStreamsAlone(t *testing.T) {
 // Fifty simultaneous connects of one user under evict-oldest: whatever the
 // interleaving of admissions and subscriptions, every stream but the one
 // holding the lease ends by its eviction notice, with no heartbeat (the
-// fake clock never fires one).
+// fake clock never fires one). Both on a fresh process, whose first
+// connects read their lease back after joining, and on one whose hub was
+// already listening, where a notice that came before its stream joined is
+// the hub's to remember.
 func TestRacingConnectsEndEveryEvictedStream(t *testing.T) {
 	t.Parallel()
+	for _, listening := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hub listening before=%v", listening), func(t *testing.T) {
+			t.Parallel()
+			racingConnects(t, listening)
+		})
+	}
+}
+
+func racingConnects(t *testing.T, listening bool) {
 	e := newEnv(t, func(c *config.Config) { c.MaxStreamsPerIP = 100 })
 	e.own("1", "C01")
+	if listening {
+		e.own("2", "C02")
+		other := e.open("/sse/stream?deviceId=C02&ticket=" + url.QueryEscape(e.ticket("2", purpose.Data)))
+		other.expect("system", "")
+	}
 	tk := url.QueryEscape(e.ticket("1", purpose.Data))
 	const n = 50
 	start := make(chan struct{})
