@@ -22,8 +22,8 @@ func TestHealth(t *testing.T) {
 		body     string
 	}{
 		{"redis up", url, 200, `{"malformedMessages":0,"redis":"up","status":"ok"}`},
-		// Nothing listens on port 1: refused at once.
-		{"redis down", "redis://127.0.0.1:1/0", 503, `{"redis":"down","status":"error"}`},
+		// Nothing listens there (redistest.DeadAddr): refused at once.
+		{"redis down", "redis://" + redistest.DeadAddr(t) + "/0", 503, `{"redis":"down","status":"error"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -291,7 +291,7 @@ func TestStream(t *testing.T) {
 		t.Parallel()
 		rt := lambdatest.Start(t)
 		const short = "too-short-secret-value"
-		proc := lambdatest.Run(t, bin, rt, "REDIS_URL=redis://127.0.0.1:1/0", "STREAM_TICKET_SECRET="+short,
+		proc := lambdatest.Run(t, bin, rt, "REDIS_URL=redis://"+redistest.DeadAddr(t)+"/0", "STREAM_TICKET_SECRET="+short,
 			"HEARTBEAT_INTERVAL=0s", "MAX_DEVICES_PER_STREAM=0")
 		code, err := proc.Wait(lambdatest.Within(t, 5*time.Second))
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/machinedash/sse/internal/api"
 	"github.com/machinedash/sse/internal/apptest"
 	"github.com/machinedash/sse/internal/purpose"
+	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/ssetest"
 	"github.com/machinedash/sse/internal/ticket"
 )
@@ -147,7 +148,7 @@ func TestHealth(t *testing.T) {
 	if got := strings.TrimSpace(ssetest.Body(t, resp)); resp.StatusCode != 200 || got != `{"malformedMessages":0,"redis":"up","status":"ok"}` {
 		t.Fatalf("%d %s", resp.StatusCode, got)
 	}
-	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	down := redis.NewClient(&redis.Options{Addr: redistest.DeadAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer down.Close()
 	rec := httptest.NewRecorder()
 	api.Health(down, e.Keys.MalformedCount()).ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), "GET", "/health", nil))

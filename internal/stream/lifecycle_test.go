@@ -271,7 +271,7 @@ func TestSoftRefusalWhenRedisIsDown(t *testing.T) {
 	t.Parallel()
 	cfg, _ := config.Load(func(string) string { return "" })
 	cfg.StreamTicketSecret.Value = strings.Repeat("t", 32)
-	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	down := redis.NewClient(&redis.Options{Addr: redistest.DeadAddr(t), MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer down.Close()
 	a, err := app.New(cfg, down, slog.New(slog.NewTextHandler(io.Discard, nil)), clockwork.NewFakeClockAt(t0))
 	if err != nil {
