@@ -252,6 +252,12 @@ func (s *session) send(now time.Time) (next time.Time, reason string, ok bool) {
 	h := s.h
 	msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
 	for _, m := range msgs {
+		if s.spent() {
+			// The byte budget is for what a stream writes, so a batch
+			// stops at it: the rest is the next stream's (alerts are
+			// replayed from its cursor, data is live only).
+			break
+		}
 		s.deliver(m)
 	}
 	clear(msgs)

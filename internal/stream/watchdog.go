@@ -154,10 +154,11 @@ func (s *session) renewDue(now time.Time) bool {
 	return s.end.Sub(now) >= renewTimeout
 }
 
-// spent reports whether the stream has written its byte budget.
+// spent reports whether the stream has written its byte budget, counting
+// what is buffered for the next write.
 func (s *session) spent() bool {
 	max := s.h.d.Timing.MaxBytes
-	return max > 0 && s.written >= max
+	return max > 0 && s.written+int64(len(s.buf)) >= max
 }
 
 // writeEnd is why a stream whose write failed ended.
