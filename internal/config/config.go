@@ -264,6 +264,15 @@ func (p *parser) secret(name string) Secret {
 	return s
 }
 
+// Duration reads one duration setting by the rules of Load (a Go duration
+// or bare seconds, within min..max; unset gives def), for the functions
+// whose own settings are not part of Config (the simulator).
+func Duration(getenv func(string) string, name string, def, min, max time.Duration) (time.Duration, error) {
+	p := parser{getenv: getenv}
+	d := p.duration(name, def, min, max)
+	return d, errors.Join(p.errs...)
+}
+
 func (p *parser) duration(name string, def, min, max time.Duration) time.Duration {
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {

@@ -332,6 +332,11 @@ func (rt *Runtime) response(w http.ResponseWriter, r *http.Request) {
 	if readErr != nil {
 		return
 	}
+	accepted(w)
+}
+
+// accepted is the Runtime API's answer to a response or an error it took.
+func accepted(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, `{"status":"OK"}`)
@@ -347,9 +352,7 @@ func (rt *Runtime) invocationError(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = io.WriteString(w, `{"status":"OK"}`)
+	accepted(w)
 }
 
 func (rt *Runtime) initError(w http.ResponseWriter, r *http.Request) {
@@ -363,9 +366,7 @@ func (rt *Runtime) initError(w http.ResponseWriter, r *http.Request) {
 	close(rt.changed)
 	rt.changed = make(chan struct{})
 	rt.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = io.WriteString(w, `{"status":"OK"}`)
+	accepted(w)
 }
 
 func apiError(w http.ResponseWriter, status int, typ, msg string) {

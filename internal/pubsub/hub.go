@@ -60,13 +60,14 @@ type Hub struct {
 	// subs is the one index of subscriptions, by key (Subscription.key);
 	// routes is derived from it: the same subscriptions by device.
 	subs     map[string]*Subscription
-	routes   map[string]*routes       // device -> subscriptions
-	barriers map[string]*Subscription // pending ping payload -> subscription
-	anon     uint64                   // numbers the keys of unaddressable subscriptions
-	evicted  evictions                // recent eviction notices for streams not (yet) here
+	routes   map[string]*routes  // device -> subscriptions
+	barriers map[string]*barrier // ping payload in flight -> what its answer confirms
+	anon     uint64              // numbers the keys of unaddressable subscriptions
+	evicted  evictions           // recent eviction notices for streams not (yet) here
 
 	connMu  sync.Mutex
 	ps      *redis.PubSub
+	psJoin  *joining      // the barrier state of ps
 	gen     uint64        // the generation of ps: +1 for every new shared connection
 	heard   atomic.Uint64 // the newest generation on which a barrier was answered
 	stopped chan struct{} // closed when the current reader exits
@@ -76,11 +77,30 @@ type Hub struct {
 	afterDetach func()
 
 	received, malformed, deliveries, resets atomic.Int64
+	barrierPings                            atomic.Int64 // barrier pings written (tests)
 	unreported                              atomic.Int64 // malformed, not yet taken by TakeMalformed
 }
 
 type routes struct {
 	data, alerts []*Subscription
+}
+
+// joining is one shared connection's barrier state (under Hub.mu). At most
+// one barrier ping is in flight per connection: the subscriptions added
+// while it flies wait for the next, which the reader sends when the answer
+// comes. One ping confirms every subscription added before it was written,
+// so a burst of N connects costs about two pings, not N.
+type joining struct {
+	ps      *redis.PubSub
+	flying  bool            // a barrier ping is in flight on ps
+	waiting []*Subscription // added, not yet covered by a ping written
+	closed  bool            // ps was reset: nothing joins on it any more
+}
+
+// barrier is one ping in flight: the subscriptions its answer confirms.
+type barrier struct {
+	join *joining
+	subs []*Subscription
 }
 
 // NewHub returns a hub; it subscribes lazily, on the first Subscribe.
@@ -96,7 +116,7 @@ func NewHub(rdb redis.UniversalClient, ch Channels, log *slog.Logger, now func()
 		barrierTimeout: DefaultBarrierTimeout,
 		subs:           make(map[string]*Subscription),
 		routes:         make(map[string]*routes),
-		barriers:       make(map[string]*Subscription),
+		barriers:       make(map[string]*barrier),
 		evicted:        evictions{at: make(map[string]time.Time)},
 	}
 }
@@ -193,26 +213,30 @@ func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, lim Queu
 	// Without the caller's cancellation: go-redis closes the shared
 	// connection when a write fails on a context that ended.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.barrierTimeout)
-	ps, gen := h.conn(bctx)
+	ps, join, gen := h.conn(bctx)
 	s.gen = gen
-	token := "b:" + randomHex()
 	h.mu.Lock()
+	if join.closed {
+		// Reset between conn and here: s would wait for a ping that no
+		// one sends on a connection that is gone.
+		h.mu.Unlock()
+		cancel()
+		return nil, ErrUnavailable
+	}
 	h.add(s)
-	h.barriers[token] = s
 	// A notice that came before s was added found no one: s was evicted
 	// while its connect was between admission and here.
 	evicted := s.stream != "" && h.evicted.has(s.stream, h.now())
+	// Added before the ping that covers it is written: a reset of this
+	// connection from here on finds s (loseAll).
+	join.waiting = append(join.waiting, s)
+	token, b := h.nextBarrier(join)
 	h.mu.Unlock()
 	if evicted {
 		s.end(Evicted)
 	}
-	// Registered before the ping: a reset of this connection from here on
-	// finds s (loseAll); one that came before closed ps, so the ping fails.
-	if err := ps.Ping(bctx, token); err != nil {
-		cancel()
-		s.Close()
-		h.reset(ps, err)
-		return nil, ErrUnavailable
+	if b != nil {
+		h.ping(bctx, token, b)
 	}
 	done := s.done
 	for {
@@ -239,10 +263,10 @@ func (h *Hub) Subscribe(ctx context.Context, streamID string, f Filter, lim Queu
 			return nil, ErrUnavailable
 		case <-ctx.Done():
 			// The caller left. Its subscription receives nothing from now
-			// on, but its ping is still in flight and still proves the
-			// connection: watch it out of the caller's way.
+			// on, but the ping that covers it still proves the connection:
+			// watch it out of the caller's way.
 			h.unregister(s)
-			go h.watch(ps, token, s, bctx, cancel)
+			go h.watch(ps, s, bctx, cancel)
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 		}
 	}
@@ -255,16 +279,46 @@ func (h *Hub) newSubscription(streamID string, f Filter, lim QueueLimits) *Subsc
 	}
 }
 
+// nextBarrier takes join's waiting subscriptions as the next barrier when
+// no ping is in flight on its connection, and returns the ping's payload;
+// the caller writes it (ping) after releasing h.mu. It returns nil when a
+// ping is in flight (its answer sends the next) or nothing waits. h.mu
+// must be held.
+func (h *Hub) nextBarrier(join *joining) (string, *barrier) {
+	if join.flying || join.closed || len(join.waiting) == 0 {
+		return "", nil
+	}
+	b := &barrier{join: join, subs: join.waiting}
+	join.waiting = nil
+	join.flying = true
+	h.barrierPings.Add(1)
+	token := "b:" + randomHex()
+	h.barriers[token] = b
+	return token, b
+}
+
+// ping writes barrier b's ping. A write that fails ends the connection and,
+// in case it was already replaced (then the reset is a no-op), b's
+// subscriptions too, so that none waits for an answer that cannot come.
+func (h *Hub) ping(ctx context.Context, token string, b *barrier) {
+	if err := b.join.ps.Ping(ctx, token); err != nil {
+		h.reset(b.join.ps, err)
+		h.mu.Lock()
+		delete(h.barriers, token)
+		h.mu.Unlock()
+		for _, s := range b.subs {
+			s.end(Lost)
+		}
+	}
+}
+
 // watch waits for the barrier of a subscription whose caller gave up, and
 // resets ps only if Redis does not answer it in time.
-func (h *Hub) watch(ps *redis.PubSub, token string, s *Subscription, bctx context.Context, cancel context.CancelFunc) {
+func (h *Hub) watch(ps *redis.PubSub, s *Subscription, bctx context.Context, cancel context.CancelFunc) {
 	defer cancel()
 	select {
 	case <-s.ready:
 	case <-bctx.Done():
-		h.mu.Lock()
-		delete(h.barriers, token)
-		h.mu.Unlock()
 		h.reset(ps, errNoPong) // a no-op when ps was already replaced
 	}
 }
@@ -285,16 +339,13 @@ func (s *Subscription) Close() {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// A barrier that still lists s confirms it after its end: harmless,
+	// since s is out of the index.
 	h.drop(s)
-	for k, b := range h.barriers {
-		if b == s {
-			delete(h.barriers, k)
-		}
-	}
 }
 
-// unregister removes s from the routes but leaves its pending barrier, so
-// the hub still sees the answer to its ping.
+// unregister removes s from the routes but leaves it in its barrier, so
+// the hub still sees the answer to the ping that covers it.
 func (h *Hub) unregister(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -380,13 +431,13 @@ func remove(list []*Subscription, s *Subscription) []*Subscription {
 	return list
 }
 
-// conn returns the shared subscription and its generation, creating it
-// and its reader when there is none.
-func (h *Hub) conn(ctx context.Context) (*redis.PubSub, uint64) {
+// conn returns the shared subscription, its barrier state and its
+// generation, creating them and its reader when there is none.
+func (h *Hub) conn(ctx context.Context) (*redis.PubSub, *joining, uint64) {
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
 	if h.ps != nil {
-		return h.ps, h.gen
+		return h.ps, h.psJoin, h.gen
 	}
 	names := make([]string, 0, len(h.channels.Kinds)+1)
 	for name := range h.channels.Kinds {
@@ -397,10 +448,11 @@ func (h *Hub) conn(ctx context.Context) (*redis.PubSub, uint64) {
 	}
 	ps := h.rdb.Subscribe(ctx, names...)
 	h.ps = ps
+	h.psJoin = &joining{ps: ps}
 	h.gen++
 	h.stopped = make(chan struct{})
-	go h.read(ps, h.gen, h.stopped)
-	return ps, h.gen
+	go h.read(ps, h.psJoin, h.gen, h.stopped)
+	return ps, h.psJoin, h.gen
 }
 
 // Epoch names a shared connection whose subscription Redis has confirmed
@@ -436,8 +488,8 @@ func (h *Hub) reset(ps *redis.PubSub, cause error) {
 		h.connMu.Unlock()
 		return
 	}
-	gen := h.gen
-	h.ps = nil
+	gen, join := h.gen, h.psJoin
+	h.ps, h.psJoin = nil, nil
 	h.connMu.Unlock()
 	_ = ps.Close()
 	h.resets.Add(1)
@@ -445,13 +497,21 @@ func (h *Hub) reset(ps *redis.PubSub, cause error) {
 	if h.afterDetach != nil {
 		h.afterDetach()
 	}
-	h.loseAll(gen)
+	h.loseAll(gen, join)
 }
 
-// loseAll ends the subscriptions made on the connection of generation gen.
-func (h *Hub) loseAll(gen uint64) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+// loseAll ends the subscriptions made on the connection of generation gen,
+// and closes its barrier state so that none joins it from now on.
+func (h *Hub) loseAll(gen uint64, join *joining) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	join.closed = true
+	join.waiting = nil
+	for k, b := range h.barriers {
+		if b.join == join {
+			delete(h.barriers, k)
+		}
+	}
 	for _, s := range h.subs {
 		if s.gen == gen {
 			s.end(Lost)
@@ -460,7 +520,7 @@ func (h *Hub) loseAll(gen uint64) {
 }
 
 // read is the one goroutine that reads the shared subscription.
-func (h *Hub) read(ps *redis.PubSub, gen uint64, stopped chan struct{}) {
+func (h *Hub) read(ps *redis.PubSub, join *joining, gen uint64, stopped chan struct{}) {
 	defer close(stopped)
 	ctx := context.Background()
 	for {
@@ -479,19 +539,38 @@ func (h *Hub) read(ps *redis.PubSub, gen uint64, stopped chan struct{}) {
 			h.route(m.Channel, m.Payload)
 		case *redis.Pong:
 			h.heard.Store(gen)
-			h.barrier(m.Payload)
+			h.barrier(ctx, join, m.Payload)
 		}
 	}
 }
 
-func (h *Hub) barrier(token string) {
+// barrier confirms the subscriptions of the ping answered with token and,
+// when more were added meanwhile, writes the ping that covers them.
+func (h *Hub) barrier(ctx context.Context, join *joining, token string) {
 	h.mu.Lock()
-	s := h.barriers[token]
+	b := h.barriers[token]
 	delete(h.barriers, token)
+	var next *barrier
+	var nextToken string
+	if b != nil && b.join == join {
+		join.flying = false
+		nextToken, next = h.nextBarrier(join)
+	}
 	h.mu.Unlock()
-	if s != nil {
+	if b == nil {
+		return // not a barrier of this hub's (or its connection was reset)
+	}
+	for _, s := range b.subs {
 		s.active.Store(true)
 		close(s.ready)
+	}
+	if next != nil {
+		// The reader writes it: go-redis lets a ping be written while
+		// no Receive is reading, and this one is small. A connection
+		// that does not answer it is caught by its subscribers' timeouts.
+		pctx, cancel := context.WithTimeout(ctx, h.barrierTimeout)
+		h.ping(pctx, nextToken, next)
+		cancel()
 	}
 }
 

@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +63,49 @@ func TestEvictionsBounded(t *testing.T) {
 	e.add("new", at.Add(evictedFor+time.Second))
 	if len(e.at) != 1 || !e.has("new", at.Add(evictedFor+time.Second)) {
 		t.Fatalf("expired notices not dropped: %d left", len(e.at))
+	}
+}
+
+// A burst of concurrent Subscribes shares barrier pings: the ones added
+// while a ping is in flight are confirmed by the next, which the reader
+// writes when the answer comes. Every one of them is confirmed (a message
+// published after they returned reaches all), none sees what came before.
+func TestBurstOfSubscribesSharesBarrierPings(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.sub(t, "", Filter{}) // the shared connection is up
+	f.pub("spc", `{"deviceId":"A","data":"before"}`)
+	const n = 50
+	before := f.hub.barrierPings.Load()
+	subs := make([]*Subscription, n)
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range subs {
+		go func() {
+			<-start
+			s, err := f.hub.Subscribe(context.Background(), fmt.Sprint("s", i), Filter{Devices: []string{"A"}}, QueueLimits{Capacity: 8})
+			subs[i] = s
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range subs {
+		t.Cleanup(s.Close)
+	}
+	if pings := f.hub.barrierPings.Load() - before; pings >= n {
+		t.Fatalf("%d barrier pings for %d concurrent Subscribes, want fewer", pings, n)
+	} else {
+		t.Logf("%d barrier pings for %d concurrent Subscribes", pings, n)
+	}
+	f.pub("spc", `{"deviceId":"A","data":"after"}`)
+	for _, s := range subs {
+		if got := next(t, s, 1); !strings.Contains(string(got[0].Data), "after") {
+			t.Fatalf("%s got %s", s.stream, got[0].Data)
+		}
 	}
 }

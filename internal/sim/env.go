@@ -60,21 +60,12 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		}
 		s.Owners = o
 	}
-	if v := strings.TrimSpace(getenv("SIMULATOR_DURATION")); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > 15*time.Minute {
-			errs = append(errs, fmt.Errorf("SIMULATOR_DURATION: %q must be a duration from 1s to 15m", v))
-		} else {
-			s.Duration = d
-		}
+	var err error
+	if s.Duration, err = config.Duration(getenv, "SIMULATOR_DURATION", DefaultDuration, time.Second, 15*time.Minute); err != nil {
+		errs = append(errs, err)
 	}
-	if v := strings.TrimSpace(getenv("SIMULATOR_ALERT_EVERY")); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > 24*time.Hour {
-			errs = append(errs, fmt.Errorf("SIMULATOR_ALERT_EVERY: %q must be a duration from 1s to 24h", v))
-		} else {
-			s.AlertEvery = d
-		}
+	if s.AlertEvery, err = config.Duration(getenv, "SIMULATOR_ALERT_EVERY", DefaultAlertEvery, time.Second, 24*time.Hour); err != nil {
+		errs = append(errs, err)
 	}
 	if v := strings.TrimSpace(getenv("SIMULATOR_DEVICES")); v != "" {
 		var ids []string
