@@ -51,6 +51,7 @@ func BenchmarkDeliver(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
+			s.stopWatch()
 			if w.written() == 0 {
 				b.Fatal("nothing written")
 			}
