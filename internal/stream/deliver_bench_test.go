@@ -25,15 +25,19 @@ import (
 // the hub has queued it: the event (id line and frame) appended to the
 // stream's buffer and flushed to a writer that takes everything at once,
 // with no socket under it. cpu-ns/delivery is process CPU time (user+sys)
-// per op, which a busy shared machine inflates less than wall time.
+// per op, which a busy shared machine inflates less than wall time. The
+// watched case writes as on lambdaurl's writer, which takes no write
+// deadline: each write on its own goroutine under the watchdog's timer.
 func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range []struct {
-		p    purpose.Purpose
-		kind *channel.Kind
-	}{{purpose.Data, channel.SPC}, {purpose.Alerts, channel.Alert}} {
-		b.Run(string(tc.p), func(b *testing.B) {
+		name    string
+		p       purpose.Purpose
+		kind    *channel.Kind
+		watched bool
+	}{{"data", purpose.Data, channel.SPC, false}, {"alerts", purpose.Alerts, channel.Alert, false}, {"data-watched", purpose.Data, channel.SPC, true}} {
+		b.Run(tc.name, func(b *testing.B) {
 			w := &sinkWriter{header: http.Header{}}
-			s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w), purpose: tc.p, lease: registry.Lease{ID: newLeaseID()}}
+			s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w), purpose: tc.p, lease: registry.Lease{ID: newLeaseID()}, noDeadline: tc.watched}
 			m, err := pubsub.Parse(tc.kind, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
 			if err != nil {
 				b.Fatal(err)
@@ -47,6 +51,7 @@ func BenchmarkDeliver(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
+			s.stopWatch()
 			if w.written() == 0 {
 				b.Fatal("nothing written")
 			}

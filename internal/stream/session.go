@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -138,20 +139,23 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	return s.flush()
 }
 
-// loop is the stream: one select over the subscription's Ready (messages,
-// and every reason to stop: the client left, draining, the subscription's
-// end), the throttle, the heartbeat and the rotation. Four cases, not
-// seven: a select's cost grows with its cases, and it runs once per
-// delivery. It returns why the stream ended.
+// loop is the stream. It waits on one channel, the subscription's Ready:
+// messages, every reason to stop (the client left, draining, the
+// subscription's end) and its own timers (heartbeat, rotation, throttle)
+// all signal it. The timers are AfterFuncs that set a flag and wake the
+// loop, not channels in a select: a select over timer channels locks every
+// case and puts both timers in and out of the runtime's timer heap at
+// every wake-up, once per delivery (docs/benchmarks.md, "the stream's hot
+// path"). It returns why the stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
-	heartbeat := clk.NewTimer(h.d.Timing.Heartbeat)
+	var beatDue, rotateDue, throttleArmed atomic.Bool
+	heartbeat := clk.AfterFunc(h.d.Timing.Heartbeat, func() { beatDue.Store(true); s.sub.Wake() })
 	defer heartbeat.Stop()
-	rotate := clk.NewTimer(s.end.Sub(clk.Now()))
+	rotate := clk.AfterFunc(s.end.Sub(clk.Now()), func() { rotateDue.Store(true); s.sub.Wake() })
 	defer rotate.Stop()
 	var throttle clockwork.Timer
-	var throttleC <-chan time.Time
 	defer func() {
 		if throttle != nil {
 			throttle.Stop()
@@ -163,41 +167,32 @@ func (s *session) loop(ctx context.Context) string {
 	defer context.AfterFunc(h.drain, s.sub.Wake)()
 
 	for {
-		beat, rotated := false, false
-		select {
-		case <-s.sub.Ready():
-		case <-throttleC:
-			throttleC = nil
-		case <-heartbeat.Chan():
-			beat = true
-		case <-rotate.Chan():
-			rotated = true
-		}
+		<-s.sub.Ready()
 		if reason, stop := s.stopped(ctx); stop {
 			return reason
 		}
-		if rotated {
+		if rotateDue.Load() {
 			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
-		if beat {
+		if beatDue.Swap(false) {
 			if reason, ok := s.beat(ctx); !ok {
 				return reason
 			}
 			heartbeat.Reset(h.d.Timing.Heartbeat)
-			continue
+			// Ready was taken for both: what is queued goes now.
 		}
 		now := clk.Now()
 		next, reason, ok := s.send(now)
 		if !ok {
 			return reason
 		}
-		if !next.IsZero() && throttleC == nil {
+		if !next.IsZero() && !throttleArmed.Load() {
+			throttleArmed.Store(true)
 			if throttle == nil {
-				throttle = clk.NewTimer(next.Sub(now))
+				throttle = clk.AfterFunc(next.Sub(now), func() { throttleArmed.Store(false); s.sub.Wake() })
 			} else {
 				throttle.Reset(next.Sub(now))
 			}
-			throttleC = throttle.Chan()
 		}
 	}
 }
