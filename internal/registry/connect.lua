@@ -1,6 +1,7 @@
 -- Admit one stream atomically: ticket, ownership, limits, lease, snapshot.
 -- KEYS: see the names below; KEYS[9..] are status keys to read.
 -- ARGV[1]: connectArgs (registry.go) as JSON; each field is named there.
+-- extendLease comes from lease.lua, prepended by registry.go.
 local ticketKey, ownedKey = KEYS[1], KEYS[2]
 local userKey, otherKey = KEYS[3], KEYS[4] -- user's leases (zset id -> expiry ms): this purpose, the other
 local ipKey, leaseKey = KEYS[5], KEYS[6]   -- leases of the IP; the new lease hash
@@ -85,18 +86,10 @@ if n >= a.userLimit then
   end
 end
 
-local exp = now + ttl
-redis.call('ZADD', userKey, exp, id)
-redis.call('ZADD', ipKey, exp, id)
-redis.call('PEXPIRE', userKey, ttl + grace)
-redis.call('PEXPIRE', ipKey, ttl + grace)
 redis.call('HSET', leaseKey, 'state', 'live', 'userId', a.userId, 'purpose', a.purpose,
   'devices', a.devicesJson, 'devHash', a.devHash, 'ip', a.ip, 'ipKey', ipKey,
   'connectedAt', a.connectedAt, 'ticketId', a.ticketId, 'gen', a.gen)
-redis.call('PEXPIRE', leaseKey, ttl + grace)
--- Keep the ticket record as long as a stream of it may resume, so that
--- deleting it still revokes the whole chain.
-if redis.call('PTTL', ticketKey) < ttl + grace then redis.call('PEXPIRE', ticketKey, ttl + grace) end
+extendLease(now, ttl, grace, id, userKey, ipKey, leaseKey, ticketKey)
 
 local statuses = {}
 for i = 9, #KEYS do

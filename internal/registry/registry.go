@@ -33,6 +33,9 @@ import (
 )
 
 var (
+	// lease.lua is a prelude of functions that connect and renew share.
+	//go:embed lease.lua
+	leaseSrc string
 	//go:embed connect.lua
 	connectSrc string
 	//go:embed renew.lua
@@ -40,8 +43,8 @@ var (
 	//go:embed release.lua
 	releaseSrc string
 
-	connectScript = redis.NewScript(connectSrc)
-	renewScript   = redis.NewScript(renewSrc)
+	connectScript = redis.NewScript(leaseSrc + connectSrc)
+	renewScript   = redis.NewScript(leaseSrc + renewSrc)
 	releaseScript = redis.NewScript(releaseSrc)
 )
 

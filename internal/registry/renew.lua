@@ -1,6 +1,7 @@
 -- Renew a live lease; report why it cannot be renewed.
 -- KEYS: see the names below.
 -- ARGV[1]: renewArgs (registry.go) as JSON; each field is named there.
+-- extendLease comes from lease.lua, prepended by registry.go.
 -- An alerts lease gets the user's device set back; a data lease has each
 -- of its devices checked.
 local leaseKey, userKey, ipKey = KEYS[1], KEYS[2], KEYS[3] -- lease hash; user's purpose zset; IP zset
@@ -25,12 +26,6 @@ if a.purpose == 'data' then
     if redis.call('SISMEMBER', ownedKey, d) == 0 then drop() return {'forbidden'} end
   end
 end
-local exp = now + ttl
-redis.call('ZADD', userKey, exp, id)
-redis.call('ZADD', ipKey, exp, id)
-redis.call('PEXPIRE', userKey, ttl + grace)
-redis.call('PEXPIRE', ipKey, ttl + grace)
-redis.call('PEXPIRE', leaseKey, ttl + grace)
-if redis.call('PTTL', ticketKey) < ttl + grace then redis.call('PEXPIRE', ticketKey, ttl + grace) end
+extendLease(now, ttl, grace, id, userKey, ipKey, leaseKey, ticketKey)
 if a.purpose == 'alerts' then return {'ok', redis.call('SMEMBERS', ownedKey)} end
 return {'ok'}
