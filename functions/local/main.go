@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/machinedash/sse/internal/devserver"
@@ -25,6 +26,11 @@ func main() {
 		os.Exit(2)
 	}
 	o.Getenv, o.Out = os.Getenv, os.Stdout
+	stopProfile, err := startCPUProfile(o.CPUProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -33,8 +39,32 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	if err := devserver.Run(ctx, o); err != nil {
+	err = devserver.Run(ctx, o)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// startCPUProfile starts the -cpuprofile profile (none for ""); stop
+// writes it out.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+		}
+	}, nil
 }

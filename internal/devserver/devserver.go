@@ -67,6 +67,10 @@ type Options struct {
 	// SeedEvery is how often the demo users' ownership is added again, so
 	// a restarted or flushed Redis heals by itself; 0: DefaultSeedEvery.
 	SeedEvery time.Duration
+	// CPUProfile is a file that functions/local writes a CPU profile of
+	// the whole run to (-cpuprofile, for go tool pprof); "": none. Run
+	// itself ignores it.
+	CPUProfile string
 }
 
 // DefaultSeedEvery is how often the demo ownership is re-added: a stream

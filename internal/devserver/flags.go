@@ -22,6 +22,7 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxStream, "max-stream", 0, fmt.Sprintf("stream lifetime before the server rotates it, e.g. 30s, at least %s (sets STREAM_MAX_DURATION; default as Lambda: 15m)", config.MinStreamMaxDuration))
 	fs.DurationVar(&o.Sim.AlertEvery, "alert-every", 0, fmt.Sprintf("mean time between simulated alerts per machine (default %s)", sim.DefaultAlertEvery))
 	fs.DurationVar(&o.Sim.AlarmEvery, "alarm-every", 0, fmt.Sprintf("mean time between simulated alarms per machine (default %s)", sim.DefaultAlarmEvery))
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the server to this file until it stops, for go tool pprof (default none)")
 	fs.Usage = func() { usage(fs.Output(), fs) }
 }
 
