@@ -3,19 +3,14 @@ package stream
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
-	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/pubsub"
 	"github.com/machinedash/sse/internal/purpose"
-	"github.com/machinedash/sse/internal/redistest"
-	"github.com/machinedash/sse/internal/registry"
 )
 
 // TestByteLimitHoldsWithinABatch: a stream whose queue holds far more than
@@ -26,11 +21,8 @@ import (
 func TestByteLimitHoldsWithinABatch(t *testing.T) {
 	t.Parallel()
 	const limit, sent = 8 << 10, 40
-	rdb, prefix := redistest.Client(t)
-	ch := prefix + "spc"
+	hub, rdb, ch := spcHub(t)
 	clock := clockwork.NewFakeClock()
-	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{ch: channel.SPC}}, slog.New(slog.DiscardHandler), nil)
-	t.Cleanup(hub.Close)
 	ctx := context.Background()
 	sub, err := hub.Subscribe(ctx, "", pubsub.Filter{Devices: []string{"C01"}, Purpose: purpose.Data}, pubsub.QueueLimits{Capacity: 1 << 10})
 	if err != nil {
@@ -53,9 +45,7 @@ func TestByteLimitHoldsWithinABatch(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	w := &sinkWriter{header: http.Header{}}
-	s := &session{h: New(Deps{Hub: hub, Clock: clock, Timing: Timing{MaxBytes: limit}}), w: w, rc: http.NewResponseController(w),
-		purpose: purpose.Data, sub: sub, lease: registry.Lease{ID: newLeaseID()}, end: clock.Now().Add(time.Hour)}
+	s, w := sinkSession(New(Deps{Hub: hub, Clock: clock, Timing: Timing{MaxBytes: limit}}), purpose.Data, sub)
 	_, reason, ok := s.send(clock.Now())
 	if ok || reason != endBytes {
 		t.Fatalf("send: ok %v, reason %q; want the byte-limit end", ok, reason)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/pubsub"
@@ -36,8 +37,8 @@ func BenchmarkDeliver(b *testing.B) {
 		watched bool
 	}{{"data", purpose.Data, channel.SPC, false}, {"alerts", purpose.Alerts, channel.Alert, false}, {"data-watched", purpose.Data, channel.SPC, true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			w := &sinkWriter{header: http.Header{}}
-			s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w), purpose: tc.p, lease: registry.Lease{ID: newLeaseID()}, noDeadline: tc.watched}
+			s, w := sinkSession(New(Deps{}), tc.p, nil)
+			s.noDeadline = tc.watched
 			m, err := pubsub.Parse(tc.kind, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
 			if err != nil {
 				b.Fatal(err)
@@ -84,6 +85,25 @@ func (w *sinkWriter) Write(p []byte) (int, error) {
 func (w *sinkWriter) FlushError() error                { return nil }
 func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
 
+// sinkSession is a stream of h with purpose p writing to a sinkWriter, as
+// the tests and benchmarks of the stream's own work build it (no HTTP
+// request, no admission); sub may be nil when nothing drains a queue.
+func sinkSession(h *Handler, p purpose.Purpose, sub *pubsub.Subscription) (*session, *sinkWriter) {
+	w := &sinkWriter{header: http.Header{}}
+	return &session{h: h, w: w, rc: http.NewResponseController(w), purpose: p, sub: sub,
+		lease: registry.Lease{ID: newLeaseID()}, end: h.d.Clock.Now().Add(time.Hour)}, w
+}
+
+// spcHub is a hub on real Redis (the test's own prefix) that routes one
+// SPC channel, returned with its client and the channel's name.
+func spcHub(tb testing.TB) (*pubsub.Hub, *redis.Client, string) {
+	rdb, prefix := redistest.Client(tb)
+	ch := prefix + "spc"
+	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{ch: channel.SPC}}, slog.New(slog.DiscardHandler), nil)
+	tb.Cleanup(hub.Close)
+	return hub, rdb, ch
+}
+
 // appendBase36 writes what strconv writes in base 36.
 func TestAppendBase36(t *testing.T) {
 	t.Parallel()
@@ -102,12 +122,8 @@ func TestAppendBase36(t *testing.T) {
 // shared by its 200 deliveries.
 func BenchmarkWake(b *testing.B) {
 	const streams = 200
-	rdb, prefix := redistest.Client(b)
-	ch := prefix + "spc"
-	clock := clockwork.NewFakeClock()
-	hub := pubsub.NewHub(rdb, pubsub.Channels{Kinds: map[string]*channel.Kind{ch: channel.SPC}}, slog.New(slog.DiscardHandler), nil)
-	b.Cleanup(hub.Close)
-	h := New(Deps{Hub: hub, Clock: clock})
+	hub, rdb, ch := spcHub(b)
+	h := New(Deps{Hub: hub, Clock: clockwork.NewFakeClock()})
 	ctx, cancel := context.WithCancel(context.Background())
 	var done sync.WaitGroup
 	sinks := make([]*sinkWriter, streams)
@@ -116,10 +132,8 @@ func BenchmarkWake(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w := &sinkWriter{header: http.Header{}}
+		s, w := sinkSession(h, purpose.Data, sub)
 		sinks[i] = w
-		s := &session{h: h, w: w, rc: http.NewResponseController(w), purpose: purpose.Data, sub: sub,
-			lease: registry.Lease{ID: newLeaseID()}, end: clock.Now().Add(time.Hour)}
 		done.Go(func() { s.loop(ctx); sub.Close() })
 	}
 	payload := `{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"timestamp":"2026-01-27T12:34:56.789Z"}`
