@@ -90,7 +90,7 @@ func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
 // request, no admission); sub may be nil when nothing drains a queue.
 func sinkSession(h *Handler, p purpose.Purpose, sub *pubsub.Subscription) (*session, *sinkWriter) {
 	w := &sinkWriter{header: http.Header{}}
-	return &session{h: h, w: w, rc: http.NewResponseController(w), purpose: p, sub: sub,
+	return &session{h: h, out: httpOut(w), purpose: p, sub: sub,
 		lease: registry.Lease{ID: newLeaseID()}, end: h.d.Clock.Now().Add(time.Hour)}, w
 }
 
@@ -165,7 +165,7 @@ func BenchmarkWake(b *testing.B) {
 func TestFlushLetsLargeBuffersGo(t *testing.T) {
 	t.Parallel()
 	w := &sinkWriter{header: http.Header{}}
-	s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w)}
+	s := &session{h: New(Deps{}), out: httpOut(w)}
 	s.buf = append(make([]byte, 0, 512), "data: x\n\n"...)
 	if !s.flush() || cap(s.buf) != 512 {
 		t.Fatalf("small buffer: cap %d after flush, want 512 kept", cap(s.buf))
