@@ -263,3 +263,27 @@ func TestHTTP10StreamStaysOnNetHTTP(t *testing.T) {
 		t.Fatalf("body %q, want the events unchunked", body)
 	}
 }
+
+// TestBytesAfterTheRequestAreNotServed: what a client sends after its
+// stream request (a pipelined request) is not answered on the hijacked
+// connection: the stream ends as usual, terminating chunk included, and
+// the connection closes after it, with nothing more. What came while the
+// stream was open is read and dropped, so the close does not reset the
+// connection under the stream's last bytes.
+func TestBytesAfterTheRequestAreNotServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.own("1", "C01")
+	c := e.rawData(e.srv.Listener.Addr().String(), "1", "HTTP/1.1")
+	c.until(`"connected"`)
+	if _, err := io.WriteString(c.conn, "GET /health HTTP/1.1\r\nHost: stream.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
+	c.until("realtime-update") // the stream goes on
+	e.app.Streams.Drain()
+	c.toEOF()
+	if _, chunks := wire(t, c.got); len(chunks) != 3 {
+		t.Fatalf("%d chunks %q, want 3", len(chunks), chunks)
+	}
+}
