@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -28,17 +29,26 @@ import (
 // with no socket under it. cpu-ns/delivery is process CPU time (user+sys)
 // per op, which a busy shared machine inflates less than wall time. The
 // watched case writes as on lambdaurl's writer, which takes no write
-// deadline: each write on its own goroutine under the watchdog's timer.
+// deadline: each write on its own goroutine under the watchdog's timer;
+// the hijacked case as on the local server's connection: each flush framed
+// as its chunk (out.go), the writer under it a connection.
 func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range []struct {
-		name    string
-		p       purpose.Purpose
-		kind    *channel.Kind
-		watched bool
-	}{{"data", purpose.Data, channel.SPC, false}, {"alerts", purpose.Alerts, channel.Alert, false}, {"data-watched", purpose.Data, channel.SPC, true}} {
+		name              string
+		p                 purpose.Purpose
+		kind              *channel.Kind
+		watched, hijacked bool
+	}{
+		{"data", purpose.Data, channel.SPC, false, false}, {"alerts", purpose.Alerts, channel.Alert, false, false},
+		{"data-watched", purpose.Data, channel.SPC, true, false}, {"data-hijacked", purpose.Data, channel.SPC, false, true},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			s, w := sinkSession(New(Deps{}), tc.p, nil)
 			s.noDeadline = tc.watched
+			if tc.hijacked {
+				s.out = out{conn: sinkConn{w: w}, room: chunkRoom}
+				s.resetBuf()
+			}
 			m, err := pubsub.Parse(tc.kind, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
 			if err != nil {
 				b.Fatal(err)
@@ -84,6 +94,15 @@ func (w *sinkWriter) Write(p []byte) (int, error) {
 }
 func (w *sinkWriter) FlushError() error                { return nil }
 func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
+
+// sinkConn is a connection that takes every write at once into w.
+type sinkConn struct {
+	net.Conn // nil: only what a stream's write uses is there
+	w        *sinkWriter
+}
+
+func (c sinkConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
+func (c sinkConn) SetWriteDeadline(time.Time) error { return nil }
 
 // sinkSession is a stream of h with purpose p writing to a sinkWriter, as
 // the tests and benchmarks of the stream's own work build it (no HTTP
