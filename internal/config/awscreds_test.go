@@ -304,3 +304,65 @@ func TestSecretsManagerEndpointSetting(t *testing.T) {
 		t.Errorf("a URL without scheme: %v", err)
 	}
 }
+
+// TestContainerCredentialsAnswers: what the credentials of the container endpoint make of its
+// answers: the keys and their expiry, errors with the endpoint's code and message, retries of
+// 5xx and 429, and never a key in an error.
+func TestContainerCredentialsAnswers(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var answer atomic.Value // func(w)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Method != http.MethodGet || r.Header.Get("Accept") != "application/json" || r.Header.Get("Authorization") != "tok" {
+			t.Errorf("request %s %v", r.Method, r.Header)
+		}
+		answer.Load().(func(http.ResponseWriter))(w)
+	}))
+	t.Cleanup(srv.Close)
+	noWait := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+	})
+	c := &containerCredentials{uri: srv.URL, token: "tok", http: http.DefaultClient, retryer: noWait}
+	answerWith := func(code int, contentType, body string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	const key = "wJalrXUtnFEMI-secret-key"
+	for _, tc := range []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		calls  int32
+		want   string // what the error says; "" for success
+	}{
+		{"credentials", answerWith(200, "application/json", `{"AccessKeyId":"AKID","SecretAccessKey":"`+key+`","Token":"tk","AccountId":"123456789012","Expiration":"2030-01-02T03:04:05Z"}`), 1, ""},
+		{"json error", answerWith(403, "application/json", `{"code":"AccessDenied","message":"bad token"}`), 1, "container credentials endpoint: HTTP 403, AccessDenied: bad token"},
+		{"text error", answerWith(400, "text/plain", "no role\n"), 1, "container credentials endpoint: HTTP 400: no role"},
+		{"5xx, retried", answerWith(500, "text/plain", "down"), 3, "HTTP 500: down"},
+		{"429, retried", answerWith(429, "text/plain", "slow down"), 3, "HTTP 429: slow down"},
+		{"not JSON", answerWith(200, "application/json", `{"AccessKeyId":"AKID","SecretAccessKey":"`+key+`"`), 1, "not JSON of credentials"},
+		{"no keys", answerWith(200, "application/json", `{"Token":"x"}`), 1, "no AccessKeyId or SecretAccessKey"},
+	} {
+		calls.Store(0)
+		answer.Store(tc.answer)
+		creds, err := c.Retrieve(context.Background())
+		switch {
+		case tc.want == "" && (err != nil || creds.AccessKeyID != "AKID" || creds.SecretAccessKey != key || creds.SessionToken != "tk" ||
+			creds.AccountID != "123456789012" || !creds.CanExpire || !creds.Expires.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))):
+			t.Errorf("%s: %+v, %v", tc.name, creds, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), key)):
+			t.Errorf("%s: error %v, want one with %q and without the key", tc.name, err, tc.want)
+		}
+		if got := calls.Load(); got != tc.calls {
+			t.Errorf("%s: %d calls, want %d", tc.name, got, tc.calls)
+		}
+	}
+	calls.Store(0)
+	bad := &containerCredentials{uri: srv.URL, token: "tok\r\nX-Injected: 1", http: http.DefaultClient, retryer: noWait}
+	if _, err := bad.Retrieve(context.Background()); err == nil || !strings.Contains(err.Error(), "newline") || calls.Load() != 0 {
+		t.Errorf("a token with a newline: %v after %d calls", err, calls.Load())
+	}
+}
