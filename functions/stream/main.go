@@ -16,6 +16,7 @@ import (
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
+	a.LoadScripts(context.Background())
 	// Metrics as EMF lines on stdout: CloudWatch Logs extracts them.
 	a.Metrics.EmitTo(os.Stdout)
 	go a.Metrics.Run(context.Background(), time.Minute)

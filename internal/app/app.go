@@ -242,6 +242,24 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 	return a, nil
 }
 
+// LoadScripts puts the registry's scripts into Redis's script cache, once
+// at start-up (registry.LoadScripts): a fresh process's first burst of
+// connects then runs them at once instead of each answering NOSCRIPT and
+// being sent again with the script's source. A failure loses only that: it
+// is logged, and every script still runs through that fallback.
+func (a *App) LoadScripts(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, scriptLoadTimeout)
+	defer cancel()
+	if err := a.Registry.LoadScripts(ctx); err != nil {
+		a.Log.WarnContext(ctx, "redis scripts not loaded", slog.String("err", err.Error()))
+	}
+}
+
+// scriptLoadTimeout bounds LoadScripts, which runs before a process serves
+// (in a Lambda function's init): a Redis that does not answer by then
+// fails the first connects anyway.
+const scriptLoadTimeout = 2 * time.Second
+
 // LeaseTTL is how long a lease lives without renewal: it outlives two
 // missed heartbeats, then frees its slot.
 func LeaseTTL(heartbeat time.Duration) time.Duration { return 2*heartbeat + 5*time.Second }
