@@ -1,6 +1,11 @@
 # Small, discoverable targets; logic that Go can hold lives in Go.
 FUNCTIONS   := stream ticket status health simulator
-GOFLAGS_FN  := -tags lambda.norpc -trimpath -ldflags='-s -w'
+# The Lambda binaries' build flags, read by internal/lambdatest too (the
+# bootstrap tests build with them). lambda.norpc: aws-lambda-go without its
+# legacy RPC mode; nethttpomithttp2: net/http without its bundled HTTP/2
+# (320 KiB), which no function speaks: the Runtime API and Secrets Manager
+# answer HTTP/1.1. The local server is built without them.
+GOFLAGS_FN  := -tags lambda.norpc,nethttpomithttp2 -trimpath -ldflags='-s -w'
 # Every test binary gets a deadline sized to the suite, so a test that hangs
 # fails in minutes, not at go test's 10-minute default: the slowest package
 # (internal/devserver, headless Chromium) takes 65-80 s on a loaded 2-core

@@ -16,8 +16,9 @@ import (
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
+	a.LoadScripts(context.Background())
 	// Metrics as EMF lines on stdout: CloudWatch Logs extracts them.
 	a.Metrics.EmitTo(os.Stdout)
 	go a.Metrics.Run(context.Background(), time.Minute)
-	a.StartStream(a.Mux("/sse/stream", "/sse/alerts"))
+	a.StartStream(a.Serve(app.StreamRoute, app.AlertsRoute))
 }

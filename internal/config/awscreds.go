@@ -1,68 +1,108 @@
 package config
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
 
 // NewSecretsManager returns the Secrets Manager client that Resolve reads *_SECRET_ARN with,
 // built from what a Lambda execution environment provides instead of the SDK's whole default
-// configuration chain (shared config files, SSO, STS, IMDS: 1.75 MiB of the stream bootstrap, none
-// of which a function uses):
+// configuration chain (shared config files, SSO, STS, IMDS: 1.75 MiB of the stream bootstrap,
+// none of which a function uses) and without the SDK's service client (0.6 MiB more;
+// SecretsManager says what it keeps of it):
 //
 //   - the region: AWS_REGION (set by Lambda in both compute modes);
 //   - the execution role's credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 //     AWS_SESSION_TOKEN, which Lambda sets for the runtime; or else the container credentials
 //     endpoint AWS_CONTAINER_CREDENTIALS_FULL_URI (with AWS_CONTAINER_AUTHORIZATION_TOKEN or
-//     _FILE), the other way Lambda hands a runtime its role (SnapStart). These are the first two
-//     sources of the SDK's own chain, in its order, so whichever of them an execution
-//     environment uses (classic or Lambda Managed Instances), the client finds the same
-//     credentials LoadDefaultConfig would. The secrets are read once at start-up, so
-//     credentials that expire later do not matter;
+//     _FILE; containerCredentials), the other way Lambda hands a runtime its role
+//     (SnapStart). These are the first two sources of the SDK's own chain, in its order, so
+//     whichever of them an execution environment uses (classic or Lambda Managed Instances),
+//     the client finds the same credentials LoadDefaultConfig would. The secrets are read once
+//     at start-up, so credentials that expire later do not matter;
 //   - the endpoint: AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL when set (as the SDK
-//     reads them; the bootstrap tests point it at a fake).
+//     reads them; the bootstrap tests point it at a fake), else the service's regional endpoint
+//     (secretsManagerEndpoint).
 //
 // getenv is the environment, as for Load. Errors name the setting, never a value.
-func NewSecretsManager(getenv func(string) string) (SecretsManager, error) {
+func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 	region := getenv("AWS_REGION")
 	if region == "" {
 		region = getenv("AWS_DEFAULT_REGION")
 	}
 	if region == "" {
-		return SecretsManager{}, errors.New("*_SECRET_ARN: AWS_REGION is not set (Lambda sets it)")
+		return nil, errors.New("*_SECRET_ARN: AWS_REGION is not set (Lambda sets it)")
 	}
-	creds, err := lambdaCredentials(getenv)
+	client, retryer := awshttp.NewBuildableClient(), retry.NewStandard()
+	creds, err := lambdaCredentials(getenv, client, retryer)
 	if err != nil {
-		return SecretsManager{}, err
+		return nil, err
 	}
-	var endpoint *string
+	endpoint := secretsManagerEndpoint(region)
 	for _, name := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
-			endpoint = aws.String(v)
+			u, err := url.Parse(v)
+			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				return nil, fmt.Errorf("%s: not an http(s) URL", name)
+			}
+			// The JSON protocol POSTs to the endpoint's path joined with "/", as the SDK does.
+			u.Path = strings.TrimSuffix(u.Path, "/") + "/"
+			endpoint = u.String()
 			break
 		}
 	}
-	client := secretsmanager.New(secretsmanager.Options{
-		Region:       region,
-		Credentials:  aws.NewCredentialsCache(creds),
-		BaseEndpoint: endpoint,
-	})
-	return SecretsManager{API: client}, nil
+	return &SecretsManager{
+		endpoint: endpoint,
+		region:   region,
+		creds:    aws.NewCredentialsCache(creds),
+		signer:   v4.NewSigner(),
+		retryer:  retryer,
+		http:     client,
+	}, nil
 }
 
-// lambdaCredentials is the execution role's credentials provider (see NewSecretsManager).
-func lambdaCredentials(getenv func(string) string) (aws.CredentialsProvider, error) {
+// secretsManagerEndpoint is the service's regional endpoint, as the SDK's endpoint rules
+// resolve it without FIPS or dual-stack (which no function asks for): secretsmanager.<region>.
+// and the DNS suffix of the region's partition. The partitions are the SDK's
+// (internal/endpoints/awsrulesfn/partitions.json, which TestSecretsManagerEndpoint checks this
+// against); a region of no known partition is in "aws", as there.
+func secretsManagerEndpoint(region string) string {
+	suffix := "amazonaws.com" // aws and aws-us-gov
+	for _, p := range []struct{ prefix, suffix string }{
+		{"cn-", "amazonaws.com.cn"},
+		{"eusc-", "amazonaws.eu"},
+		{"us-iso-", "c2s.ic.gov"},
+		{"us-isob-", "sc2s.sgov.gov"},
+		{"us-isof-", "csp.hci.ic.gov"},
+		{"eu-isoe-", "cloud.adc-e.uk"},
+	} {
+		if strings.HasPrefix(region, p.prefix) {
+			suffix = p.suffix
+			break
+		}
+	}
+	return "https://secretsmanager." + region + "." + suffix + "/"
+}
+
+// lambdaCredentials is the execution role's credentials provider (see NewSecretsManager); the
+// container endpoint's calls go through client with retryer.
+func lambdaCredentials(getenv func(string) string, client httpDoer, retryer aws.Retryer) (aws.CredentialsProvider, error) {
 	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
-		return credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN")), nil
+		creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv("AWS_SESSION_TOKEN"), Source: "EnvConfigCredentials"}
+		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }), nil
 	}
 	uri := strings.TrimSpace(getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
 	if uri == "" {
@@ -71,20 +111,90 @@ func lambdaCredentials(getenv func(string) string) (aws.CredentialsProvider, err
 	if err := checkCredentialsURI(uri); err != nil {
 		return nil, err
 	}
-	token := getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN")
-	if file := getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); file != "" {
-		// The file wins, as in the SDK; it is read at every refresh, since it may rotate.
-		return endpointcreds.New(uri, func(o *endpointcreds.Options) {
-			o.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
-				b, err := os.ReadFile(file)
-				if err != nil {
-					return "", fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
-				}
-				return strings.TrimSpace(string(b)), nil
-			})
-		}), nil
+	return &containerCredentials{
+		uri: uri, token: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), tokenFile: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+		http: client, retryer: retryer,
+	}, nil
+}
+
+// containerCredentials reads the execution role's credentials from the container credentials
+// endpoint, in the protocol of the SDK's credentials/endpointcreds (whose smithy client stack
+// was 250 KiB of every bootstrap, for one GET): GET uri with Accept: application/json and
+// Authorization: the token, where AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE's content, read at
+// every call since it may rotate, wins over AWS_CONTAINER_AUTHORIZATION_TOKEN; the answer is
+// {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}, an error {"code", "message"}
+// (or text). Retried as GetSecretValue is, with the SDK's retryer; aws.CredentialsCache
+// keeps the answer until it expires.
+type containerCredentials struct {
+	uri, token, tokenFile string
+	http                  httpDoer
+	retryer               aws.Retryer
+}
+
+// maxCredentialsResponse bounds the answer read: a few hundred bytes of keys.
+const maxCredentialsResponse = 64 << 10
+
+func (c *containerCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	return retried(ctx, c.retryer, c.retrieve)
+}
+
+func (c *containerCredentials) retrieve(ctx context.Context) (aws.Credentials, error) {
+	const op = "container credentials endpoint"
+	token := c.token
+	if c.tokenFile != "" {
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return aws.Credentials{}, fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
 	}
-	return endpointcreds.New(uri, func(o *endpointcreds.Options) { o.AuthorizationToken = token }), nil
+	if strings.ContainsAny(token, "\r\n") {
+		return aws.Credentials{}, errors.New("AWS_CONTAINER_AUTHORIZATION_TOKEN: a newline in the token")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.uri, nil)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	status, header, body, err := do(c.http, req, maxCredentialsResponse)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if status < 200 || status > 299 {
+		e := &AWSError{Op: op, Status: status}
+		var doc struct{ Code, Message string }
+		if header.Get("Content-Type") == "application/json" && json.Unmarshal(body, &doc) == nil {
+			e.Code, e.Message = doc.Code, doc.Message
+		} else {
+			e.Message = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		}
+		return aws.Credentials{}, e
+	}
+	var out struct {
+		AccessKeyID     string `json:"AccessKeyId"`
+		SecretAccessKey string
+		Token           string
+		AccountID       string `json:"AccountId"`
+		Expiration      *time.Time
+	}
+	// Not the decoder's error itself: it could quote the answer, which holds the keys.
+	if json.Unmarshal(body, &out) != nil {
+		return aws.Credentials{}, errors.New(op + ": the answer is not JSON of credentials")
+	}
+	if out.AccessKeyID == "" || out.SecretAccessKey == "" {
+		return aws.Credentials{}, errors.New(op + ": the answer has no AccessKeyId or SecretAccessKey")
+	}
+	creds := aws.Credentials{
+		AccessKeyID: out.AccessKeyID, SecretAccessKey: out.SecretAccessKey, SessionToken: out.Token,
+		AccountID: out.AccountID, Source: "ContainerCredentialsEndpoint",
+	}
+	if out.Expiration != nil {
+		creds.CanExpire, creds.Expires = true, *out.Expiration
+	}
+	return creds, nil
 }
 
 // checkCredentialsURI refuses a credentials endpoint that would send the authorization token

@@ -3,15 +3,20 @@ package config
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
 
 // fakeSecretsManager answers GetSecretValue as Secrets Manager's JSON protocol does, and
@@ -139,5 +144,225 @@ func TestSecretsManagerRefusals(t *testing.T) {
 		if err := checkCredentialsURI(ok); err != nil {
 			t.Errorf("%s refused: %v", ok, err)
 		}
+	}
+}
+
+// TestSecretsManagerEndpoint: the regional endpoint is the one the SDK's rules give, for a
+// region of each of the SDK's partitions (its partitions.json, of the version in go.mod) and
+// for one of none.
+func TestSecretsManagerEndpoint(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/aws/aws-sdk-go-v2").Output()
+	if err != nil {
+		t.Fatalf("go list -m github.com/aws/aws-sdk-go-v2: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "internal", "endpoints", "awsrulesfn", "partitions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Partitions []struct {
+			ID      string
+			Regions map[string]json.RawMessage
+			Outputs struct{ DNSSuffix string }
+		}
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range doc.Partitions {
+		for region := range p.Regions {
+			if strings.HasSuffix(region, "-global") {
+				continue // a pseudo-region of the global endpoints, no Lambda region
+			}
+			n++
+			if got, want := secretsManagerEndpoint(region), "https://secretsmanager."+region+"."+p.Outputs.DNSSuffix+"/"; got != want {
+				t.Errorf("%s (%s): %s, want %s", region, p.ID, got, want)
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d regions in partitions.json", n)
+	}
+	if got := secretsManagerEndpoint("xx-nowhere-1"); got != "https://secretsmanager.xx-nowhere-1.amazonaws.com/" {
+		t.Errorf("a region of no partition: %s", got)
+	}
+}
+
+// testSecretsManager is a client of srv with the environment's credentials, retrying without
+// waiting (the SDK's standard retryer with no backoff).
+func testSecretsManager(t *testing.T, srv *httptest.Server) *SecretsManager {
+	t.Helper()
+	sm, err := NewSecretsManager(env(map[string]string{
+		"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm.retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+	})
+	return sm
+}
+
+// TestSecretsManagerAnswers: what GetSecret makes of the service's answers: the request it
+// sends, errors with the service's code and message, retries of throttling and 5xx (as many
+// as the SDK's), and never a value in an error.
+func TestSecretsManagerAnswers(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-value"
+	var calls atomic.Int32
+	var answer atomic.Value // func(w) for the next calls
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.Path != "/" || r.Header.Get("Content-Type") != "application/x-amz-json-1.1" ||
+			r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || string(body) != `{"SecretId":"`+testARN+`"}` ||
+			!strings.Contains(r.Header.Get("Authorization"), "SignedHeaders=content-length;content-type;host;x-amz-date;x-amz-target") {
+			t.Errorf("request %s %s %v %s", r.Method, r.URL, r.Header, body)
+		}
+		answer.Load().(func(http.ResponseWriter))(w)
+	}))
+	t.Cleanup(srv.Close)
+	sm := testSecretsManager(t, srv)
+	status := func(code int, body string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("X-Amzn-RequestId", "req-1")
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		answer  func(http.ResponseWriter)
+		calls   int32
+		want    string // the value, or what the error says
+		wantErr bool
+	}{
+		{"value", status(200, `{"ARN":"a","Name":"n","SecretString":"`+secret+`","VersionId":"v"}`), 1, secret, false},
+		{"not found", status(400, `{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}`), 1,
+			"Secrets Manager GetSecretValue: HTTP 400, ResourceNotFoundException: Secrets Manager can't find the specified secret. (request id req-1)", true},
+		{"access denied, namespaced code", status(400, `{"__type":"com.amazonaws.secretsmanager#AccessDeniedException:http://internal","Message":"not allowed"}`), 1,
+			"Secrets Manager GetSecretValue: HTTP 400, AccessDeniedException: not allowed (request id req-1)", true},
+		{"throttled, retried", status(400, `{"__type":"ThrottlingException","message":"Rate exceeded"}`), 3, "ThrottlingException: Rate exceeded", true},
+		{"5xx, retried", status(503, `not json`), 3, "Secrets Manager GetSecretValue: HTTP 503 (request id req-1)", true},
+		{"binary secret", status(200, `{"ARN":"a","SecretBinary":"AAEC"}`), 1, ErrSecretNotString.Error(), true},
+		{"answer not JSON", status(200, `{"SecretString":"`+secret+`"`), 1, "the answer is not JSON", true},
+	} {
+		calls.Store(0)
+		answer.Store(tc.answer)
+		v, err := sm.GetSecret(context.Background(), testARN)
+		switch {
+		case tc.wantErr && (err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), secret)):
+			t.Errorf("%s: GetSecret = %q, %v; want an error with %q and without the value", tc.name, v, err, tc.want)
+		case !tc.wantErr && (err != nil || v != tc.want):
+			t.Errorf("%s: GetSecret = %q, %v; want %q", tc.name, v, err, tc.want)
+		}
+		if got := calls.Load(); got != tc.calls {
+			t.Errorf("%s: %d calls, want %d", tc.name, got, tc.calls)
+		}
+	}
+
+	// A retry that the context ends says so, with the error it retried.
+	answer.Store(status(500, `{"__type":"InternalServiceError","message":"boom"}`))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sm.retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
+			cancel() // while waiting to retry
+			return time.Hour, nil
+		})
+	})
+	if _, err := sm.GetSecret(ctx, testARN); err == nil || !strings.Contains(err.Error(), "InternalServiceError: boom") || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled retry: %v", err)
+	}
+}
+
+func TestSecretsManagerEndpointSetting(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"AWS_REGION": "cn-north-1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, "https://secretsmanager.cn-north-1.amazonaws.com.cn/"},
+		{map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/"},
+		{map[string]string{"AWS_ENDPOINT_URL": "http://x", "AWS_ENDPOINT_URL_SECRETS_MANAGER": "https://vpce.example/base/"}, "https://vpce.example/base/"},
+	} {
+		e := maps.Clone(base)
+		maps.Copy(e, tc.env)
+		sm, err := NewSecretsManager(env(e))
+		if err != nil || sm.endpoint != tc.want {
+			t.Errorf("%v: endpoint %v, %v; want %s", tc.env, sm, err, tc.want)
+		}
+	}
+	e := maps.Clone(base)
+	e["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = "localhost:4566"
+	if _, err := NewSecretsManager(env(e)); err == nil || !strings.Contains(err.Error(), "AWS_ENDPOINT_URL_SECRETS_MANAGER") {
+		t.Errorf("a URL without scheme: %v", err)
+	}
+}
+
+// TestContainerCredentialsAnswers: what the credentials of the container endpoint make of its
+// answers: the keys and their expiry, errors with the endpoint's code and message, retries of
+// 5xx and 429, and never a key in an error.
+func TestContainerCredentialsAnswers(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var answer atomic.Value // func(w)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Method != http.MethodGet || r.Header.Get("Accept") != "application/json" || r.Header.Get("Authorization") != "tok" {
+			t.Errorf("request %s %v", r.Method, r.Header)
+		}
+		answer.Load().(func(http.ResponseWriter))(w)
+	}))
+	t.Cleanup(srv.Close)
+	noWait := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+	})
+	c := &containerCredentials{uri: srv.URL, token: "tok", http: http.DefaultClient, retryer: noWait}
+	answerWith := func(code int, contentType, body string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	const key = "wJalrXUtnFEMI-secret-key"
+	for _, tc := range []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		calls  int32
+		want   string // what the error says; "" for success
+	}{
+		{"credentials", answerWith(200, "application/json", `{"AccessKeyId":"AKID","SecretAccessKey":"`+key+`","Token":"tk","AccountId":"123456789012","Expiration":"2030-01-02T03:04:05Z"}`), 1, ""},
+		{"json error", answerWith(403, "application/json", `{"code":"AccessDenied","message":"bad token"}`), 1, "container credentials endpoint: HTTP 403, AccessDenied: bad token"},
+		{"text error", answerWith(400, "text/plain", "no role\n"), 1, "container credentials endpoint: HTTP 400: no role"},
+		{"5xx, retried", answerWith(500, "text/plain", "down"), 3, "HTTP 500: down"},
+		{"429, retried", answerWith(429, "text/plain", "slow down"), 3, "HTTP 429: slow down"},
+		{"not JSON", answerWith(200, "application/json", `{"AccessKeyId":"AKID","SecretAccessKey":"`+key+`"`), 1, "not JSON of credentials"},
+		{"no keys", answerWith(200, "application/json", `{"Token":"x"}`), 1, "no AccessKeyId or SecretAccessKey"},
+	} {
+		calls.Store(0)
+		answer.Store(tc.answer)
+		creds, err := c.Retrieve(context.Background())
+		switch {
+		case tc.want == "" && (err != nil || creds.AccessKeyID != "AKID" || creds.SecretAccessKey != key || creds.SessionToken != "tk" ||
+			creds.AccountID != "123456789012" || !creds.CanExpire || !creds.Expires.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))):
+			t.Errorf("%s: %+v, %v", tc.name, creds, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), key)):
+			t.Errorf("%s: error %v, want one with %q and without the key", tc.name, err, tc.want)
+		}
+		if got := calls.Load(); got != tc.calls {
+			t.Errorf("%s: %d calls, want %d", tc.name, got, tc.calls)
+		}
+	}
+	calls.Store(0)
+	bad := &containerCredentials{uri: srv.URL, token: "tok\r\nX-Injected: 1", http: http.DefaultClient, retryer: noWait}
+	if _, err := bad.Retrieve(context.Background()); err == nil || !strings.Contains(err.Error(), "newline") || calls.Load() != 0 {
+		t.Errorf("a token with a newline: %v after %d calls", err, calls.Load())
 	}
 }

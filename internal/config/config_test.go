@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/machinedash/sse/internal/channel"
 )
 
@@ -137,14 +134,13 @@ type fakeSM struct {
 	calls  []string
 }
 
-func (f *fakeSM) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	arn := aws.ToString(in.SecretId)
+func (f *fakeSM) GetSecret(_ context.Context, arn string) (string, error) {
 	f.calls = append(f.calls, arn)
 	v, ok := f.values[arn]
 	if !ok {
-		return nil, errors.New("ResourceNotFoundException")
+		return "", errors.New("ResourceNotFoundException")
 	}
-	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v)}, nil
+	return v, nil
 }
 
 func TestResolveFromSecretsManager(t *testing.T) {
@@ -159,7 +155,7 @@ func TestResolveFromSecretsManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	sm := &fakeSM{values: map[string]string{"arn:aws:sm:1": "hs-secret", "arn:aws:sm:2": long}}
-	if err := c.Resolve(context.Background(), SecretsManager{API: sm}); err != nil {
+	if err := c.Resolve(context.Background(), sm); err != nil {
 		t.Fatal(err)
 	}
 	if c.AccessTokenSecret.Value != "hs-secret" || c.StreamTicketSecret.Value != long || c.RedisAuth.Value != "inline" {
@@ -179,7 +175,7 @@ func TestResolveReportsAll(t *testing.T) {
 		"ACCESS_TOKEN_SECRET_ARN":  "arn:missing",
 		"STREAM_TICKET_SECRET_ARN": "arn:short",
 	}))
-	err := c.Resolve(context.Background(), SecretsManager{API: &fakeSM{values: map[string]string{"arn:short": "tiny"}}})
+	err := c.Resolve(context.Background(), &fakeSM{values: map[string]string{"arn:short": "tiny"}})
 	if err == nil || !strings.Contains(err.Error(), "ACCESS_TOKEN_SECRET_ARN") || !strings.Contains(err.Error(), "at least 32") {
 		t.Fatalf("got %v", err)
 	}

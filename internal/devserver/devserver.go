@@ -170,6 +170,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err := ping(ctx, a); err != nil {
 		return nil, err
 	}
+	a.LoadScripts(ctx)
 	if err := seedUsers(ctx, a, s.Users); err != nil {
 		return nil, fmt.Errorf("redis: seeding demo users: %w", err)
 	}

@@ -15,13 +15,19 @@ import (
 // Fixture does.
 func Event(t testing.TB, name string, oldnew ...string) []byte {
 	t.Helper()
+	return Fixture(t, filepath.Join(moduleRoot(t), "events", name), oldnew...)
+}
+
+// moduleRoot is the directory of this module's go.mod, found from the test's working directory up.
+func moduleRoot(t testing.TB) string {
+	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return Fixture(t, filepath.Join(dir, "events", name), oldnew...)
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

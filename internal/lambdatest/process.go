@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,9 +18,61 @@ import (
 	"time"
 )
 
-// BuildFlags are the production build flags (the Makefile's GOFLAGS_FN):
-// the same flags give the same code, and -trimpath changes cache keys.
-var BuildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w"}
+// BuildFlags returns the production build flags: the Makefile's GOFLAGS_FN, read from the
+// Makefile at the module's root, their one owner (the same flags give the same code: the
+// build tags select it, and -trimpath changes cache keys).
+func BuildFlags(t testing.TB) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "Makefile"))
+	if err != nil {
+		t.Fatalf("lambdatest: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^GOFLAGS_FN\s*:=\s*(.*)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("lambdatest: no GOFLAGS_FN := line in the Makefile")
+	}
+	flags, err := splitWords(strings.TrimSpace(string(m[1])))
+	if err != nil {
+		t.Fatalf("lambdatest: Makefile GOFLAGS_FN: %v", err)
+	}
+	return flags
+}
+
+// splitWords splits a shell command line as sh would, for the quoting that GOFLAGS_FN uses:
+// words apart by blanks, '...' quoting. Anything else that sh or make would interpret (double
+// quotes, backslashes, $) is refused rather than split differently from make's shell.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			w.WriteRune(r)
+		case r == '\'':
+			quoted, inWord = true, true
+		case r == ' ' || r == '\t':
+			if inWord {
+				words, inWord = append(words, w.String()), false
+				w.Reset()
+			}
+		case r == '"' || r == '\\' || r == '$':
+			return nil, fmt.Errorf("%q: only '...' quoting is understood", s)
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("%q: unterminated quote", s)
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, nil
+}
 
 // Build compiles the function in package directory pkg ("." for the test's
 // own package) for the host, with CGO_ENABLED=0 and BuildFlags, into
@@ -33,7 +86,7 @@ func Build(t testing.TB, pkg string) string {
 		t.Fatalf("lambdatest: Build: no go command on PATH: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "bootstrap")
-	args := append(append([]string{"build"}, BuildFlags...), "-o", out, pkg)
+	args := append(append([]string{"build"}, BuildFlags(t)...), "-o", out, pkg)
 	cmd := exec.Command(gocmd, args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	start := time.Now()

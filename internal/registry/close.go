@@ -5,15 +5,13 @@ import (
 	_ "embed"
 	"errors"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/machinedash/sse/internal/purpose"
 )
 
 var (
 	//go:embed close.lua
 	closeSrc    string
-	closeScript = redis.NewScript(closeSrc)
+	closeScript = newScript(closeSrc)
 )
 
 // closeArgs are close.lua's arguments (see connectArgs).

@@ -43,10 +43,20 @@ var (
 	//go:embed release.lua
 	releaseSrc string
 
-	connectScript = redis.NewScript(leaseSrc + connectSrc)
-	renewScript   = redis.NewScript(leaseSrc + renewSrc)
-	releaseScript = redis.NewScript(releaseSrc)
+	connectScript = newScript(leaseSrc + connectSrc)
+	renewScript   = newScript(leaseSrc + renewSrc)
+	releaseScript = newScript(releaseSrc)
 )
+
+// scriptSources are the sources of every script of the registry, for
+// LoadScripts.
+var scriptSources []string
+
+// newScript is redis.NewScript, keeping the source for LoadScripts.
+func newScript(src string) *redis.Script {
+	scriptSources = append(scriptSources, src)
+	return redis.NewScript(src)
+}
 
 // Outcomes of Connect, Renew and Close that are not errors of Redis.
 var (
@@ -90,6 +100,26 @@ func New(rdb redis.Cmdable, keys config.Keys, limits Limits, ttl, grace time.Dur
 
 // Limits returns the configured limits.
 func (r *Registry) Limits() Limits { return r.limits }
+
+// LoadScripts puts every script of the registry into Redis's script cache
+// (one pipeline of SCRIPT LOAD), for a process to call once at start-up. A
+// script runs as EVALSHA of its hash and falls back to EVAL with its whole
+// source when Redis answers NOSCRIPT; on a Redis that has not seen the
+// scripts yet, every EVALSHA of the first burst of concurrent connects
+// would answer NOSCRIPT and be sent again. Loading is an optimisation only:
+// after a restart or failover empties the cache, that fallback still runs
+// each script and caches it again.
+func (r *Registry) LoadScripts(ctx context.Context) error {
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		// The sources, not Script.Load: in a pipeline, Load would take the
+		// hash from a reply not read yet and leave the script without one.
+		for _, src := range scriptSources {
+			p.ScriptLoad(ctx, src)
+		}
+		return nil
+	})
+	return err
+}
 
 // Request describes a stream asking to be admitted.
 type Request struct {

@@ -427,3 +427,76 @@ func TestClose(t *testing.T) {
 		t.Fatalf("resume after close: %+v, %v", a, err)
 	}
 }
+
+// TestLoadScripts: once LoadScripts has run, the scripts run as EVALSHA
+// with no NOSCRIPT answer sent again as EVAL; once Redis's script cache is
+// emptied (a restart or a failover), they still run, through that fallback.
+// Not parallel: emptying the cache of the test Redis makes the other tests'
+// scripts fall back to EVAL once, the behaviour checked here, and must not
+// load a script between this test's flush and its check.
+func TestLoadScripts(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, registry.Limits{Alerts: 1, Data: 1, PerIP: 100, Policy: config.PolicyReject})
+	f.own("1", "C01")
+	evals := &evalLog{}
+	f.rdb.AddHook(evals)
+	if err := f.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.reg.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := f.request("a", "1", "10.0.0.1", "tk1")
+	f.connect(q, t0)
+	if _, err := f.reg.Renew(ctx, lease(q), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.reg.Release(ctx, lease(q)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.reg.Close(ctx, "a", "1", q.TicketKey, "tk1", 0); !errors.Is(err, registry.ErrNotLive) {
+		t.Fatalf("close of a released lease: %v", err)
+	}
+	if got := evals.take(); !slices.Equal(got, []string{"evalsha", "evalsha", "evalsha", "evalsha"}) {
+		t.Fatalf("after LoadScripts connect, renew, release and close sent %v, want one EVALSHA each", got)
+	}
+
+	if err := f.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.connect(f.request("b", "1", "10.0.0.1", "tk2"), t0)
+	if got := evals.take(); !slices.Equal(got, []string{"evalsha", "eval"}) {
+		t.Fatalf("connect after the script cache was emptied sent %v, want EVALSHA then EVAL", got)
+	}
+}
+
+// evalLog records the script commands a client sends (evalsha, eval).
+type evalLog struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (l *evalLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *evalLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "eval" || name == "evalsha" {
+			l.mu.Lock()
+			l.sent = append(l.sent, name)
+			l.mu.Unlock()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (l *evalLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (l *evalLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.sent
+	l.sent = nil
+	return s
+}
