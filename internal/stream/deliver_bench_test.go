@@ -3,9 +3,11 @@ package stream
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,6 +67,64 @@ func BenchmarkDeliver(b *testing.B) {
 			s.stopWatch()
 			if w.written() == 0 {
 				b.Fatal("nothing written")
+			}
+		})
+	}
+}
+
+// BenchmarkDeliverTCP is BenchmarkDeliver's data case over a real
+// loopback connection of a net/http server, written through net/http's
+// ResponseWriter or on the connection hijacked from it (out.go), with a
+// client that reads everything (net/http's chunked reader into
+// io.Discard). Its CPU is in cpu-ns/delivery too, the same in both cases,
+// so their difference is the writer's.
+func BenchmarkDeliverTCP(b *testing.B) {
+	for _, hijack := range []bool{false, true} {
+		name := "nethttp"
+		if hijack {
+			name = "hijacked"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := New(Deps{})
+			m, err := pubsub.Parse(channel.SPC, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			opened, done := make(chan *session), make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s := &session{h: h, out: httpOut(w), purpose: purpose.Data, lease: registry.Lease{ID: newLeaseID()}}
+				setStreamHeader(w.Header())
+				if !hijack || !s.out.hijack(r, &h.raw) {
+					w.WriteHeader(http.StatusOK)
+				}
+				s.resetBuf()
+				opened <- s
+				<-done
+			}))
+			defer srv.Close()
+			read := make(chan error, 1)
+			go func() {
+				resp, err := srv.Client().Get(srv.URL)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				read <- err
+			}()
+			s := <-opened
+			b.ReportAllocs()
+			start := processCPU()
+			for b.Loop() {
+				s.deliver(m)
+				if !s.flush() {
+					b.Fatal("flush failed")
+				}
+			}
+			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
+			s.out.end(time.Now().Add(time.Second))
+			close(done)
+			if err := <-read; err != nil {
+				b.Fatal(err)
 			}
 		})
 	}
