@@ -93,9 +93,12 @@ func BenchmarkDeliverTCP(b *testing.B) {
 			opened, done := make(chan *session), make(chan struct{})
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				s := &session{h: h, out: httpOut(w), purpose: purpose.Data, lease: registry.Lease{ID: newLeaseID()}}
-				setStreamHeader(w.Header())
-				if !hijack || !s.out.hijack(r, &h.raw) {
-					w.WriteHeader(http.StatusOK)
+				writeStreamHeader(w)
+				if err := s.out.rc.Flush(); err != nil {
+					b.Error(err)
+				}
+				if hijack && !s.out.hijack(r, &h.raw) {
+					b.Error("not hijacked")
 				}
 				s.resetBuf()
 				opened <- s

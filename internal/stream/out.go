@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -21,29 +20,25 @@ import (
 // net/http's chunk writer (the chunk size by fmt), a copy into the
 // connection's buffer and a lock (docs/benchmarks.md, "the stream's hot
 // path"). So where the writer can be hijacked (the local server, any
-// net/http server on HTTP/1.1) an admitted stream takes its connection over
-// and writes the same response itself:
+// net/http server on HTTP/1.1) an admitted stream takes its connection
+// over once net/http has sent the head and the first events (its own
+// bytes, as for any stream: the status line, the headers, Date,
+// Transfer-Encoding: chunked, the first chunk), and goes on as net/http
+// would: every later flush one chunk, framed in the stream's own buffer
+// (room kept in front of it for the size line) and sent with one write;
+// the terminating chunk at a normal end. Then the connection closes (the
+// client reconnects on a new one, as EventSource does).
 //
-//   - the head net/http writes for it (chunkWriter.writeHeader): status
-//     line, the handler's headers as http.Header.Write sorts them, Date,
-//     Connection: close in place of the handler's Connection header when
-//     the request asked to close, Transfer-Encoding: chunked;
-//   - each flush as one chunk, framed in the stream's own buffer (room kept
-//     in front of it for the size line) and sent with one write, the head
-//     going with the first;
-//   - at a normal end the terminating chunk, and then the connection
-//     closes (the client reconnects on a new one, as EventSource does).
-//
-// The hijack comes only once the stream is admitted, so every refusal is
-// still net/http's answer. HTTP/1.0, a request with a body and any writer
-// that cannot be hijacked (lambdaurl's, HTTP/2) keep net/http's path. A
-// goroutine reading the connection stands in for net/http's background
-// read: the client's EOF or an error cancels the stream's context
-// (client-gone); bytes after the request (a pipelined request, which this
-// connection does not serve) are read and dropped, so that closing the
-// connection does not reset it under the stream's last bytes. The request
-// handler returns at once and the stream runs on a goroutine of its own,
-// which frees net/http's.
+// The hijack comes only once the stream is admitted and its first events
+// are out, so every refusal is still net/http's answer. HTTP/1.0 (no
+// chunks), a request with a body and any writer that cannot be hijacked
+// (lambdaurl's, HTTP/2) keep net/http's path. A goroutine reading the
+// connection stands in for net/http's background read: the client's EOF or
+// an error cancels the stream's context (client-gone); bytes after the
+// request (a pipelined request, which this connection does not serve) are
+// read and dropped, so that closing the connection does not reset it under
+// the stream's last bytes. The request handler returns at once and the
+// stream runs on a goroutine of its own, which frees net/http's.
 
 // out is a stream's writer. session.write (watchdog.go) is its one user:
 // the write deadline and the watchdog stay there.
@@ -53,9 +48,8 @@ type out struct {
 
 	// Once hijacked:
 	conn   net.Conn
-	head   []byte // the response head, sent with the first chunk
-	room   int    // bytes every flush keeps free in front of its buffer (chunkRoom)
-	failed bool   // a write failed: the response cannot be ended cleanly
+	room   int  // bytes every flush keeps free in front of its buffer (chunkRoom)
+	failed bool // a write failed: the response cannot be ended cleanly
 	// ctx is the stream's context: net/http cancels the request's when
 	// the handler returns, and no longer when the client leaves.
 	ctx    context.Context
@@ -84,12 +78,7 @@ func (o *out) write(b []byte) error {
 		}
 		return nil
 	}
-	b = frameChunk(b, o.room)
-	if o.head != nil {
-		b = append(o.head, b...) // once per stream
-		o.head = nil
-	}
-	_, err := o.conn.Write(b)
+	_, err := o.conn.Write(frameChunk(b, o.room))
 	if err != nil {
 		o.failed = true
 	}
@@ -115,14 +104,14 @@ func (o *out) setWriteDeadline(t time.Time) error {
 	return o.rc.SetWriteDeadline(t)
 }
 
-// hijack takes the connection over from net/http, with the 200 head that
-// net/http would have written. It reports false, having changed nothing,
-// where the stream stays on net/http's writer.
+// hijack takes the connection over from net/http once the head and the
+// first chunk are flushed. It reports false, having changed nothing, where
+// the stream stays on net/http's writer. net/http clears the connection's
+// deadlines.
 func (o *out) hijack(r *http.Request, t *hijacked) bool {
 	if !r.ProtoAtLeast(1, 1) || r.ContentLength != 0 {
 		return false
 	}
-	hdr := o.w.Header()
 	t.add(o)
 	conn, _, err := o.rc.Hijack()
 	if err != nil {
@@ -134,32 +123,13 @@ func (o *out) hijack(r *http.Request, t *hijacked) bool {
 	// is a pipelined request: not served, the connection closes after
 	// the stream.
 	o.w, o.rc = nil, nil // net/http's response and connection can go
-	o.conn, o.head, o.room = conn, streamHead(hdr, r.Close, time.Now()), chunkRoom
+	o.conn, o.room = conn, chunkRoom
 	o.ctx, o.cancel = detach(r.Context())
+	if r.Context().Err() != nil {
+		o.cancel() // the client left before the hijack: net/http saw it
+	}
 	go watchClient(conn, o.cancel)
 	return true
-}
-
-// streamHead is net/http's head of a 200 chunked response to an HTTP/1.1
-// GET with hdr set by the handler (chunkWriter.writeHeader; its Date is
-// the real time, as net/http's).
-func streamHead(hdr http.Header, closing bool, now time.Time) []byte {
-	var b bytes.Buffer
-	b.Grow(512)
-	b.WriteString("HTTP/1.1 200 OK\r\n")
-	var exclude map[string]bool
-	if closing {
-		exclude = map[string]bool{"Connection": true}
-	}
-	_ = hdr.WriteSubset(&b, exclude)
-	b.WriteString("Date: ")
-	b.Write(now.UTC().AppendFormat(b.AvailableBuffer(), http.TimeFormat))
-	b.WriteString("\r\n")
-	if closing {
-		b.WriteString("Connection: close\r\n")
-	}
-	b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	return b.Bytes()
 }
 
 // detach is the stream's context after a hijack: the request's values (a
@@ -196,14 +166,8 @@ func (o *out) end(by time.Time) {
 	if o.conn == nil {
 		return
 	}
-	if !o.failed {
-		b := lastChunk
-		if o.head != nil {
-			b = append(o.head, b...)
-		}
-		if o.conn.SetWriteDeadline(by) == nil {
-			_, _ = o.conn.Write(b)
-		}
+	if !o.failed && o.conn.SetWriteDeadline(by) == nil {
+		_, _ = o.conn.Write(lastChunk)
 	}
 	_ = o.conn.Close()
 	o.cancel()

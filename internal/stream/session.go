@@ -111,13 +111,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	s.lastWriteBy = lastWriteBy(r.Context(), start)
 	s.devices = devices
 
-	ctx := r.Context()
-	setStreamHeader(s.out.w.Header())
-	if s.out.hijack(r, &h.raw) {
-		ctx = s.out.ctx
-	} else {
-		s.out.w.WriteHeader(http.StatusOK)
-	}
+	writeStreamHeader(s.out.w)
 
 	// The watermark starts at the connect time, or where the resumed
 	// stream left off; it must be set before the first id is written.
@@ -138,11 +132,18 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 		}
 	}
 	if replay && s.purpose == purpose.Alerts {
-		s.replay(ctx, devices, start)
+		s.replay(r.Context(), devices, start)
 	} else if s.history > 0 {
-		s.sendHistory(ctx, devices, start)
+		s.sendHistory(r.Context(), devices, start)
 	}
-	return s.flush()
+	if !s.flush() {
+		return false
+	}
+	if s.out.hijack(r, &h.raw) {
+		s.resetBuf() // with the room for the chunk's size line
+		s.deadlineCleared()
+	}
+	return true
 }
 
 // loop is the stream. It waits on one channel, the subscription's Ready:
@@ -424,18 +425,15 @@ func systemData(kind string, at time.Time) []byte {
 	return append(b, `"}`...)
 }
 
-// writeStreamHeader answers 200 with the stream headers.
+// writeStreamHeader answers 200 with the stream headers of DESIGN
+// section 3.
 func writeStreamHeader(w http.ResponseWriter) {
-	setStreamHeader(w.Header())
-	w.WriteHeader(http.StatusOK)
-}
-
-// setStreamHeader sets the stream headers of DESIGN section 3.
-func setStreamHeader(hdr http.Header) {
+	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("Connection", "keep-alive")
 	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
 }
 
 // flush writes what is buffered as one chunk. A write that fails or stalls

@@ -70,6 +70,12 @@ func (s *session) write(p []byte) error {
 	return s.watchedWrite(p, budget)
 }
 
+// deadlineCleared makes the next write set its deadline again: the
+// writer's was cleared (the hijack, out.go).
+func (s *session) deadlineCleared() {
+	s.writeBy, s.armedAt, s.armedFull = time.Time{}, time.Time{}, false
+}
+
 // deadlineFresh reports what the test in write would find when the
 // deadline was set with the full budget wt less than half of it ago: no
 // move. It reads the monotonic clock once, where time.Now reads two clocks
