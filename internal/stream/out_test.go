@@ -58,6 +58,16 @@ func (e *env) rawData(addr, user, proto string, hdr ...string) *rawClient {
 	return rawGet(e.t, addr, "/sse/stream?deviceId=C01&ticket="+url.QueryEscape(e.ticket(user, purpose.Data)), proto, hdr...)
 }
 
+// hijacked waits until the stream of c runs on its hijacked connection: an
+// update published now comes through the stream's loop, which starts after
+// the hijack (the connected event comes before it).
+func (e *env) hijacked(c *rawClient) {
+	e.t.Helper()
+	c.until(`"connected"`) // subscribed: the update cannot miss the stream
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":{"T1":220}}`)
+	c.until("realtime-update")
+}
+
 // until reads until what came contains s.
 func (c *rawClient) until(s string) {
 	c.t.Helper()
@@ -161,10 +171,8 @@ func TestHijackedStreamIsNetHTTPsResponse(t *testing.T) {
 			hdr := append([]string{"Origin", origin}, tc.hdr...)
 			raw := e.rawData(e.srv.Listener.Addr().String(), "1", "HTTP/1.1", hdr...)
 			ref := e.rawData(viaNetHTTP.Listener.Addr().String(), "2", "HTTP/1.1", hdr...)
-			raw.until(`"connected"`)
 			ref.until(`"connected"`)
-			e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":{"T1":220}}`)
-			raw.until("realtime-update")
+			e.hijacked(raw)
 			ref.until("realtime-update")
 			e.app.Streams.Drain()
 			raw.toEOF()
@@ -203,7 +211,7 @@ func TestHijackedStreamSeesItsClientLeave(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01")
 	c := e.rawData(e.srv.Listener.Addr().String(), "1", "HTTP/1.1")
-	c.until(`"connected"`)
+	e.hijacked(c)
 	c.conn.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), ssetest.Wait)
 	defer cancel()
@@ -225,15 +233,17 @@ func TestCutEndsHijackedStreams(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.own("1", "C01")
-	c := e.open("/sse/stream?deviceId=C01&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
-	c.expect("system", "")
+	c := e.rawData(e.srv.Listener.Addr().String(), "1", "HTTP/1.1")
+	e.hijacked(c)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.app.Streams.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait with a stream open: %v, want its deadline", err)
 	}
 	e.app.Streams.Cut()
-	c.ended()
+	if _, err := io.ReadAll(c.conn); err != nil {
+		t.Fatalf("stream not ended by Cut: %v", err)
+	}
 	ctx, cancel = context.WithTimeout(t.Context(), ssetest.Wait)
 	defer cancel()
 	if err := e.app.Streams.Wait(ctx); err != nil {
@@ -275,15 +285,15 @@ func TestBytesAfterTheRequestAreNotServed(t *testing.T) {
 	e := newEnv(t, nil)
 	e.own("1", "C01")
 	c := e.rawData(e.srv.Listener.Addr().String(), "1", "HTTP/1.1")
-	c.until(`"connected"`)
+	e.hijacked(c)
 	if _, err := io.WriteString(c.conn, "GET /health HTTP/1.1\r\nHost: stream.test\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":1}`)
-	c.until("realtime-update") // the stream goes on
+	e.publish(e.keys.Channel(channel.Realtime), `{"deviceId":"C01","data":2}`)
+	c.until(`"data":2`) // the stream goes on
 	e.app.Streams.Drain()
 	c.toEOF()
-	if _, chunks := wire(t, c.got); len(chunks) != 3 {
-		t.Fatalf("%d chunks %q, want 3", len(chunks), chunks)
+	if _, chunks := wire(t, c.got); len(chunks) != 4 {
+		t.Fatalf("%d chunks %q, want 4", len(chunks), chunks)
 	}
 }
