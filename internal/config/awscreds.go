@@ -12,17 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go/aws-http-auth/credentials"
+	"github.com/aws/smithy-go/aws-http-auth/sigv4"
 )
 
 // NewSecretsManager returns the Secrets Manager client that Resolve reads *_SECRET_ARN with,
 // built from what a Lambda execution environment provides instead of the SDK's whole default
 // configuration chain (shared config files, SSO, STS, IMDS: 1.75 MiB of the stream bootstrap,
-// none of which a function uses) and without the SDK's service client (0.6 MiB more;
-// SecretsManager says what it keeps of it):
+// none of which a function uses) and without the rest of the SDK (0.8 MiB more;
+// SecretsManager says what it keeps of what the SDK did):
 //
 //   - the region: AWS_REGION (set by Lambda in both compute modes);
 //   - the execution role's credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
@@ -46,8 +44,8 @@ func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 	if region == "" {
 		return nil, errors.New("*_SECRET_ARN: AWS_REGION is not set (Lambda sets it)")
 	}
-	client, retryer := awshttp.NewBuildableClient(), retry.NewStandard()
-	creds, err := lambdaCredentials(getenv, client, retryer)
+	client := newHTTPClient()
+	creds, err := lambdaCredentials(getenv, client)
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +65,10 @@ func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 	return &SecretsManager{
 		endpoint: endpoint,
 		region:   region,
-		creds:    aws.NewCredentialsCache(creds),
-		signer:   v4.NewSigner(),
-		retryer:  retryer,
+		creds:    credentialsCache{source: creds},
+		signer:   sigv4.New(),
 		http:     client,
+		backoff:  jitteredBackoff,
 	}, nil
 }
 
@@ -97,12 +95,12 @@ func secretsManagerEndpoint(region string) string {
 	return "https://secretsmanager." + region + "." + suffix + "/"
 }
 
-// lambdaCredentials is the execution role's credentials provider (see NewSecretsManager); the
-// container endpoint's calls go through client with retryer.
-func lambdaCredentials(getenv func(string) string, client httpDoer, retryer aws.Retryer) (aws.CredentialsProvider, error) {
+// lambdaCredentials is the source of the execution role's credentials (see NewSecretsManager);
+// the container endpoint's calls go through client.
+func lambdaCredentials(getenv func(string) string, client httpDoer) (func(context.Context) (credentials.Credentials, error), error) {
 	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
-		creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv("AWS_SESSION_TOKEN"), Source: "EnvConfigCredentials"}
-		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }), nil
+		creds := credentials.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv("AWS_SESSION_TOKEN")}
+		return func(context.Context) (credentials.Credentials, error) { return creds, nil }, nil
 	}
 	uri := strings.TrimSpace(getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
 	if uri == "" {
@@ -111,10 +109,11 @@ func lambdaCredentials(getenv func(string) string, client httpDoer, retryer aws.
 	if err := checkCredentialsURI(uri); err != nil {
 		return nil, err
 	}
-	return &containerCredentials{
+	c := &containerCredentials{
 		uri: uri, token: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), tokenFile: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
-		http: client, retryer: retryer,
-	}, nil
+		http: client, backoff: jitteredBackoff,
+	}
+	return c.Retrieve, nil
 }
 
 // containerCredentials reads the execution role's credentials from the container credentials
@@ -123,37 +122,37 @@ func lambdaCredentials(getenv func(string) string, client httpDoer, retryer aws.
 // Authorization: the token, where AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE's content, read at
 // every call since it may rotate, wins over AWS_CONTAINER_AUTHORIZATION_TOKEN; the answer is
 // {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}, an error {"code", "message"}
-// (or text). Retried as GetSecretValue is, with the SDK's retryer; aws.CredentialsCache
-// keeps the answer until it expires.
+// (or text). Retried as GetSecretValue is; SecretsManager's credentialsCache keeps the answer
+// until it comes near its expiry.
 type containerCredentials struct {
 	uri, token, tokenFile string
 	http                  httpDoer
-	retryer               aws.Retryer
+	backoff               func(attempt int) time.Duration
 }
 
 // maxCredentialsResponse bounds the answer read: a few hundred bytes of keys.
 const maxCredentialsResponse = 64 << 10
 
-func (c *containerCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	return retried(ctx, c.retryer, c.retrieve)
+func (c *containerCredentials) Retrieve(ctx context.Context) (credentials.Credentials, error) {
+	return retried(ctx, c.backoff, c.retrieve)
 }
 
-func (c *containerCredentials) retrieve(ctx context.Context) (aws.Credentials, error) {
+func (c *containerCredentials) retrieve(ctx context.Context) (credentials.Credentials, error) {
 	const op = "container credentials endpoint"
 	token := c.token
 	if c.tokenFile != "" {
 		b, err := os.ReadFile(c.tokenFile)
 		if err != nil {
-			return aws.Credentials{}, fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
+			return credentials.Credentials{}, fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
 		}
 		token = strings.TrimSpace(string(b))
 	}
 	if strings.ContainsAny(token, "\r\n") {
-		return aws.Credentials{}, errors.New("AWS_CONTAINER_AUTHORIZATION_TOKEN: a newline in the token")
+		return credentials.Credentials{}, errors.New("AWS_CONTAINER_AUTHORIZATION_TOKEN: a newline in the token")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.uri, nil)
 	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("%s: %w", op, err)
+		return credentials.Credentials{}, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if token != "" {
@@ -161,7 +160,7 @@ func (c *containerCredentials) retrieve(ctx context.Context) (aws.Credentials, e
 	}
 	status, header, body, err := do(c.http, req, maxCredentialsResponse)
 	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("%s: %w", op, err)
+		return credentials.Credentials{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if status < 200 || status > 299 {
 		e := &AWSError{Op: op, Status: status}
@@ -171,28 +170,24 @@ func (c *containerCredentials) retrieve(ctx context.Context) (aws.Credentials, e
 		} else {
 			e.Message = strings.TrimSpace(string(body[:min(len(body), 200)]))
 		}
-		return aws.Credentials{}, e
+		return credentials.Credentials{}, e
 	}
 	var out struct {
 		AccessKeyID     string `json:"AccessKeyId"`
 		SecretAccessKey string
 		Token           string
-		AccountID       string `json:"AccountId"`
 		Expiration      *time.Time
 	}
 	// Not the decoder's error itself: it could quote the answer, which holds the keys.
 	if json.Unmarshal(body, &out) != nil {
-		return aws.Credentials{}, errors.New(op + ": the answer is not JSON of credentials")
+		return credentials.Credentials{}, errors.New(op + ": the answer is not JSON of credentials")
 	}
 	if out.AccessKeyID == "" || out.SecretAccessKey == "" {
-		return aws.Credentials{}, errors.New(op + ": the answer has no AccessKeyId or SecretAccessKey")
+		return credentials.Credentials{}, errors.New(op + ": the answer has no AccessKeyId or SecretAccessKey")
 	}
-	creds := aws.Credentials{
-		AccessKeyID: out.AccessKeyID, SecretAccessKey: out.SecretAccessKey, SessionToken: out.Token,
-		AccountID: out.AccountID, Source: "ContainerCredentialsEndpoint",
-	}
+	creds := credentials.Credentials{AccessKeyID: out.AccessKeyID, SecretAccessKey: out.SecretAccessKey, SessionToken: out.Token}
 	if out.Expiration != nil {
-		creds.CanExpire, creds.Expires = true, *out.Expiration
+		creds.Expires = *out.Expiration
 	}
 	return creds, nil
 }

@@ -5,41 +5,53 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/smithy-go/aws-http-auth/credentials"
+	"github.com/aws/smithy-go/aws-http-auth/sigv4"
 )
 
 // SecretsManager reads secrets with Secrets Manager's GetSecretValue: one
-// SigV4-signed POST of its JSON 1.1 protocol, the one call a function
-// makes, instead of the SDK's service client (its smithy stack, schemas
-// and endpoint rules were 0.6 MiB of every bootstrap). What the service
-// client did around the call is kept, with the SDK's own pieces: the
-// signer (aws/signer/v4), the credentials cache, the standard retryer (3
-// attempts, throttling, 5xx and connection errors, jittered backoff) and
-// the HTTP client with its timeouts (aws/transport/http). NewSecretsManager
-// builds it.
+// SigV4-signed POST of its JSON 1.1 protocol, the one call a function makes,
+// without the AWS SDK (its service client, smithy stack, schemas and endpoint
+// rules were 0.6 MiB of every bootstrap; its signer, retryer, HTTP client and
+// credentials cache 0.2 MiB more). AWS's standalone signer module
+// (smithy-go's aws-http-auth, sigv4) signs the call. What the SDK's client
+// did around it is kept: up to maxAttempts attempts on throttling, 5xx and
+// connection errors with a short jittered pause (retried), each attempt
+// bounded (attemptTimeout), and the credentials kept between calls until
+// they come near their expiry. NewSecretsManager builds it.
 type SecretsManager struct {
 	endpoint string // the URL the call is POSTed to
 	region   string // the signing region
-	creds    aws.CredentialsProvider
-	signer   *v4.Signer
-	retryer  aws.Retryer
+	creds    credentialsCache
+	signer   *sigv4.Signer
 	http     httpDoer
+	backoff  func(attempt int) time.Duration // the pause after the attempt's failure
 }
 
-// httpDoer sends a request: the SDK's HTTP client, as its service clients take it.
+// httpDoer sends a request: an *http.Client (attemptTimeout), or a test's.
 type httpDoer interface {
 	Do(*http.Request) (*http.Response, error)
 }
+
+// attemptTimeout bounds one attempt of a call, from dialling to the end of
+// the answer: Secrets Manager and the credentials endpoint answer in tens of
+// milliseconds, so 3 attempts of a stuck connection still fit Lambda's
+// 10-second init. Dial and TLS handshake keep net/http's default timeouts
+// (30 s, 10 s: the SDK's client copied them) inside this bound.
+const attemptTimeout = 3 * time.Second
+
+// newHTTPClient is the client both calls are sent with.
+func newHTTPClient() *http.Client { return &http.Client{Timeout: attemptTimeout} }
 
 // ErrSecretNotString is returned for a binary secret: every secret here is text.
 var ErrSecretNotString = errors.New("config: secret has no string value")
@@ -51,23 +63,31 @@ const maxSecretResponse = 1 << 20
 // the ARN's AWSCURRENT version). An error names the service's error code and
 // message or the HTTP status, never a value.
 func (s *SecretsManager) GetSecret(ctx context.Context, arn string) (string, error) {
-	return retried(ctx, s.retryer, func(ctx context.Context) (string, error) { return s.getSecretValue(ctx, arn) })
+	return retried(ctx, s.backoff, func(ctx context.Context) (string, error) { return s.getSecretValue(ctx, arn) })
 }
 
-// retried makes call until it succeeds, for as many attempts and with the
-// delays that the SDK's retryer gives the errors (as the SDK's retry
-// middleware does) or until ctx ends.
-func retried[T any](ctx context.Context, r aws.Retryer, call func(context.Context) (T, error)) (T, error) {
+// maxAttempts is how many times a call is made at most, as the SDK's
+// standard retryer did.
+const maxAttempts = 3
+
+// jitteredBackoff is the pause after a failed attempt (1, 2): a random part
+// of 200 ms, then of 400 ms ("full jitter", so that the environments of a
+// cold-start burst spread their retries). The SDK's were of 2 s and 4 s;
+// this is init time, where a shorter pause leaves more of Lambda's 10 s.
+func jitteredBackoff(attempt int) time.Duration {
+	return rand.N(200 * time.Millisecond << (attempt - 1))
+}
+
+// retried makes call until it succeeds, it fails in a way not worth another
+// try (retryable), maxAttempts attempts were made, or ctx ends; backoff
+// gives the pause between attempts.
+func retried[T any](ctx context.Context, backoff func(int) time.Duration, call func(context.Context) (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		v, err := call(ctx)
-		if err == nil || attempt >= r.MaxAttempts() || !r.IsErrorRetryable(err) {
+		if err == nil || attempt >= maxAttempts || !retryable(err) || ctx.Err() != nil {
 			return v, err
 		}
-		delay, derr := r.RetryDelay(attempt, err)
-		if derr != nil {
-			return v, err
-		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(backoff(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -77,18 +97,72 @@ func retried[T any](ctx context.Context, r aws.Retryer, call func(context.Contex
 	}
 }
 
+// retryable reports whether a failed attempt is worth another, by the SDK
+// standard retryer's rules: a connection error (no answer, or the answer cut
+// off); a 500, 502, 503, 504 or 429 answer; a throttling or timeout error
+// code, whatever the status (Secrets Manager throttles with HTTP 400
+// ThrottlingException).
+func retryable(err error) bool {
+	if errors.As(err, new(transportError)) {
+		return true
+	}
+	var e *AWSError
+	if !errors.As(err, &e) {
+		return false // the answer was read and is wrong: the same next time
+	}
+	switch e.Status {
+	case 500, 502, 503, 504, http.StatusTooManyRequests:
+		return true
+	}
+	switch e.Code {
+	case "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+		"TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+		"RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+		"SlowDown", "PriorRequestNotComplete", "EC2ThrottledException", "RequestTimeout", "RequestTimeoutException":
+		return true
+	}
+	return false
+}
+
+// transportError is a failure to send a request or to read its answer.
+type transportError struct{ error }
+
+func (e transportError) Unwrap() error { return e.error }
+
 // do sends req and reads at most limit bytes of the answer.
 func do(client httpDoer, req *http.Request, limit int64) (status int, header http.Header, body []byte, err error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, transportError{err}
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("reading the answer: %w", err)
+		return 0, nil, nil, transportError{fmt.Errorf("reading the answer: %w", err)}
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// credentialsCache keeps the credentials a source gave until a minute
+// before they expire: the secrets are read one after the other at init, and
+// the container endpoint is asked once for all of them.
+type credentialsCache struct {
+	source func(context.Context) (credentials.Credentials, error)
+	mu     sync.Mutex
+	creds  credentials.Credentials
+}
+
+func (c *credentialsCache) get(ctx context.Context) (credentials.Credentials, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creds.AccessKeyID == "" || !c.creds.Expires.IsZero() && time.Until(c.creds.Expires) < time.Minute {
+		creds, err := c.source(ctx)
+		if err != nil {
+			return credentials.Credentials{}, err
+		}
+		c.creds = creds
+	}
+	return c.creds, nil
 }
 
 // getSecretValue is one attempt of the call.
@@ -98,7 +172,7 @@ func (s *SecretsManager) getSecretValue(ctx context.Context, arn string) (string
 	if err != nil {
 		return "", err
 	}
-	creds, err := s.creds.Retrieve(ctx)
+	creds, err := s.creds.get(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: credentials: %w", op, err)
 	}
@@ -109,7 +183,9 @@ func (s *SecretsManager) getSecretValue(ctx context.Context, arn string) (string
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "secretsmanager.GetSecretValue")
 	sum := sha256.Sum256(body)
-	if err := s.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "secretsmanager", s.region, time.Now()); err != nil {
+	if err := s.signer.SignRequest(&sigv4.SignRequestInput{
+		Request: req, PayloadHash: sum[:], Credentials: creds, Service: "secretsmanager", Region: s.region,
+	}); err != nil {
 		return "", fmt.Errorf("%s: signing: %w", op, err)
 	}
 	status, header, b, err := do(s.http, req, maxSecretResponse)
@@ -131,8 +207,6 @@ func (s *SecretsManager) getSecretValue(ctx context.Context, arn string) (string
 }
 
 // AWSError is a failed call to AWS as the other side answered it.
-// ErrorCode and HTTPStatusCode are what the SDK's retryer classifies errors
-// by (throttling codes, 5xx, 429).
 type AWSError struct {
 	Op        string // the call: "Secrets Manager GetSecretValue", "container credentials endpoint"
 	Status    int    // HTTP status
@@ -154,12 +228,6 @@ func (e *AWSError) Error() string {
 	}
 	return s
 }
-
-// ErrorCode is the service's error code.
-func (e *AWSError) ErrorCode() string { return e.Code }
-
-// HTTPStatusCode is the answer's status.
-func (e *AWSError) HTTPStatusCode() int { return e.Status }
 
 // jsonError reads an error answer of the JSON 1.1 protocol:
 // {"__type": "...#Code", "message": "..."}, the code also in X-Amzn-ErrorType.
