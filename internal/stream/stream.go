@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -259,7 +260,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	if !h.join(f, s, devices, epoch) {
 		return nil
 	}
-	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactQuery(r.URL.Path, c.query)))
 	replay := c.hasCursor && (adm.Resumed || !c.expired && p == purpose.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
 	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
 	return s
@@ -267,6 +268,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 
 // connect is a stream request's parameters, checked.
 type connect struct {
+	query         url.Values // the request's, parsed once per connect
 	claims        ticket.Claims
 	expired       bool // the ticket expired: only a resume (its cursor) may use it
 	cur           cursor
@@ -281,6 +283,7 @@ type connect struct {
 // who may not connect at all learns nothing more.
 func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 	q := f.r.URL.Query()
+	c.query = q
 	raw := q.Get("ticket")
 	if raw == "" {
 		f.deny("no ticket", ticket.ErrMissing)
@@ -297,7 +300,7 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 		f.deny("ticket purpose", ticket.ErrWrongPurpose)
 		return c, false
 	}
-	c.cur, c.hasCursor = parseCursor(lastEventID(f.r))
+	c.cur, c.hasCursor = parseCursor(lastEventID(f.r.Header, q))
 	if c.expired && !c.hasCursor {
 		f.deny("expired ticket without cursor", ticket.ErrExpired)
 		return c, false
