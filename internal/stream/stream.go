@@ -88,6 +88,7 @@ type Handler struct {
 	drain   context.Context
 	drained context.CancelFunc
 	streams atomic.Int64
+	openers *openers
 }
 
 // New returns a handler with defaults filled in.
@@ -128,7 +129,7 @@ func New(d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{d: d}
+	h := &Handler{d: d, openers: newOpeners()}
 	h.drain, h.drained = context.WithCancel(context.Background())
 	return h
 }
@@ -169,14 +170,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	malformed := h.d.Hub.Stats().Malformed
 	sw := &statusWriter{ResponseWriter: w}
 	opened := make(chan result, 1)
-	go func() {
+	h.openers.run(func() {
 		defer func() {
 			if v := recover(); v != nil {
 				opened <- result{panic: v}
 			}
 		}()
 		opened <- result{s: h.open(sw, r, p)}
-	}()
+	})
 	res := <-opened
 	if res.panic != nil {
 		panic(res.panic)
