@@ -12,5 +12,5 @@ import (
 func main() {
 	a := app.MustLoad(config.NeedRedis)
 	// A BUFFERED function URL: one JSON response object, not a stream.
-	lambda.Start(urlfn.Buffered(a.Mux("/health")))
+	lambda.Start(urlfn.Buffered(a.Serve(app.HealthRoute)))
 }

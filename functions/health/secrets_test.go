@@ -2,14 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/machinedash/sse/internal/awstest"
 	"github.com/machinedash/sse/internal/lambdatest"
 	"github.com/machinedash/sse/internal/redistest"
 )
@@ -17,34 +15,25 @@ import (
 // TestSecretByARN runs the real bootstrap with ORIGIN_VERIFY_SECRET_ARN: it reads the secret
 // from (a fake) Secrets Manager at init, signed with the execution role's credentials as
 // Lambda hands them over (the environment, or the container credentials endpoint), and then
-// admits only requests that carry that value. No AWS SDK configuration chain is involved.
+// admits only requests that carry that value. The fake checks the call's signature; no AWS SDK is
+// involved in the function.
 func TestSecretByARN(t *testing.T) {
 	url := redistest.URL(t)
 	bin := lambdatest.Build(t, ".")
 	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:origin"
 	const secret = "origin-secret-from-secrets-manager"
-	var signedBy atomic.Value
-	sm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		signedBy.Store(r.Header.Get("Authorization"))
-		var in struct{ SecretId string }
-		body, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(body, &in)
-		if r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || in.SecretId != arn {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"__type":"ResourceNotFoundException","message":"no"}`)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		_ = json.NewEncoder(w).Encode(map[string]string{"ARN": arn, "SecretString": secret})
-	}))
-	defer sm.Close()
+	// The fake answers only a call signed with one of these keys and its token (awstest.Verify).
+	sm := awstest.NewSecretsManager(t, "eu-west-1", []awstest.Key{
+		{ID: "AKIDENVIRONMENT", Secret: "s-env", SessionToken: "t-env"},
+		{ID: "AKIDCONTAINER", Secret: "s-container", SessionToken: "t-container"},
+	}, map[string]string{arn: secret})
 	creds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "container-token" {
 			http.Error(w, "bad token", http.StatusForbidden)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]string{
-			"AccessKeyId": "AKIDCONTAINER", "SecretAccessKey": "s", "Token": "t",
+			"AccessKeyId": "AKIDCONTAINER", "SecretAccessKey": "s-container", "Token": "t-container",
 			"Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
 		})
 	}))
@@ -55,7 +44,7 @@ func TestSecretByARN(t *testing.T) {
 		env       []string
 	}{
 		{"environment credentials", "AKIDENVIRONMENT", []string{
-			"AWS_ACCESS_KEY_ID=AKIDENVIRONMENT", "AWS_SECRET_ACCESS_KEY=s", "AWS_SESSION_TOKEN=t"}},
+			"AWS_ACCESS_KEY_ID=AKIDENVIRONMENT", "AWS_SECRET_ACCESS_KEY=s-env", "AWS_SESSION_TOKEN=t-env"}},
 		{"container credentials endpoint", "AKIDCONTAINER", []string{
 			"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + creds.URL + "/2021-04-23/credentials",
 			"AWS_CONTAINER_AUTHORIZATION_TOKEN=container-token"}},
@@ -77,8 +66,8 @@ func TestSecretByARN(t *testing.T) {
 					t.Errorf("with header %q: status %d, want %d", c.header, p.StatusCode, c.status)
 				}
 			}
-			if a, _ := signedBy.Load().(string); !strings.Contains(a, "Credential="+tc.key+"/") {
-				t.Errorf("GetSecretValue signed as %q, want the key %s", a, tc.key)
+			if by := sm.SignedBy(); by != tc.key {
+				t.Errorf("GetSecretValue signed by %q, want the key %s (refused: %s)", by, tc.key, sm.Refused())
 			}
 		})
 	}

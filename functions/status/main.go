@@ -7,12 +7,11 @@ import (
 
 	"github.com/machinedash/sse/internal/app"
 	"github.com/machinedash/sse/internal/config"
-	"github.com/machinedash/sse/internal/jsclient"
 	"github.com/machinedash/sse/internal/urlfn"
 )
 
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret)
 	// A BUFFERED function URL: one JSON response object, not a stream.
-	lambda.Start(urlfn.Buffered(a.Mux("/sse/status", jsclient.PathJS, jsclient.PathDTS)))
+	lambda.Start(urlfn.Buffered(a.Serve(app.StatusRoute, app.ClientJSRoute, app.ClientDTSRoute)))
 }

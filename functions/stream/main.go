@@ -20,5 +20,5 @@ func main() {
 	// Metrics as EMF lines on stdout: CloudWatch Logs extracts them.
 	a.Metrics.EmitTo(os.Stdout)
 	go a.Metrics.Run(context.Background(), time.Minute)
-	a.StartStream(a.Mux("/sse/stream", "/sse/alerts"))
+	a.StartStream(a.Serve(app.StreamRoute, app.AlertsRoute))
 }

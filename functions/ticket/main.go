@@ -13,5 +13,5 @@ import (
 func main() {
 	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret | config.NeedAccessToken)
 	// A BUFFERED function URL: one JSON response object, not a stream.
-	lambda.Start(urlfn.Buffered(a.Mux("/sse/stream-ticket", "/sse/close")))
+	lambda.Start(urlfn.Buffered(a.Serve(app.TicketRoute, app.CloseRoute)))
 }

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,36 +273,77 @@ func Channels(k config.Keys) pubsub.Channels {
 	return pubsub.Channels{Kinds: k.Channels(), Control: k.Control()}
 }
 
-// Routes returns the handlers by pattern, each wrapped with CORS and the
-// origin check. Only the parts the app was configured for are present.
-func (a *App) Routes() map[string]http.Handler {
-	routes := map[string]http.Handler{
-		"/health":        api.Health(a.Redis, a.Config.Keys.MalformedCount()),
-		jsclient.PathJS:  jsclient.Handler(jsclient.PathJS),
-		jsclient.PathDTS: jsclient.Handler(jsclient.PathDTS),
-	}
-	if a.Streams != nil {
-		routes["/sse/stream"] = a.Streams.Data()
-		routes["/sse/alerts"] = a.Streams.Alerts()
-		routes["/sse/close"] = a.Streams.Close()
-		routes["/sse/status"] = api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
-	}
-	if a.Access != nil && a.Tickets != nil {
-		routes["/sse/stream-ticket"] = api.Ticket(a.Access, a.Tickets, a.Log, a.Config.TrustedClientIPHeader)
-	}
-	return routes
+// A Route is one path of the service and the handler it has there, built
+// from the app: nil when the app is not configured for it (no ticket secret,
+// no access-token key). A Lambda main names its own routes, so that its
+// binary links only their handlers (every function linking every handler
+// was 254 KiB of the stream bootstrap).
+type Route func(a *App) (path string, h http.Handler)
+
+// The service's routes, one function each.
+func HealthRoute(a *App) (string, http.Handler) {
+	return "/health", api.Health(a.Redis, a.Config.Keys.MalformedCount())
 }
 
-// Mux serves the named routes (all of them when names is empty) behind
+func ClientJSRoute(*App) (string, http.Handler) {
+	return jsclient.PathJS, jsclient.Handler(jsclient.PathJS)
+}
+
+func ClientDTSRoute(*App) (string, http.Handler) {
+	return jsclient.PathDTS, jsclient.Handler(jsclient.PathDTS)
+}
+
+func StreamRoute(a *App) (string, http.Handler) {
+	return "/sse/stream", ofStreams(a, (*stream.Handler).Data)
+}
+
+func AlertsRoute(a *App) (string, http.Handler) {
+	return "/sse/alerts", ofStreams(a, (*stream.Handler).Alerts)
+}
+
+func CloseRoute(a *App) (string, http.Handler) {
+	return "/sse/close", ofStreams(a, (*stream.Handler).Close)
+}
+
+func StatusRoute(a *App) (string, http.Handler) {
+	return "/sse/status", ofStreams(a, func(*stream.Handler) http.Handler {
+		return api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
+	})
+}
+
+// ofStreams is a handler of the streams' part of the service, which needs the
+// ticket secret: nil without it.
+func ofStreams(a *App, h func(*stream.Handler) http.Handler) http.Handler {
+	if a.Streams == nil {
+		return nil
+	}
+	return h(a.Streams)
+}
+
+func TicketRoute(a *App) (string, http.Handler) {
+	if a.Access == nil || a.Tickets == nil {
+		return "/sse/stream-ticket", nil
+	}
+	return "/sse/stream-ticket", api.Ticket(a.Access, a.Tickets, a.Log, a.Config.TrustedClientIPHeader)
+}
+
+// AllRoutes are every route, as the local server serves them.
+func AllRoutes() []Route {
+	return []Route{HealthRoute, ClientJSRoute, ClientDTSRoute, StreamRoute, AlertsRoute, CloseRoute, StatusRoute, TicketRoute}
+}
+
+// Mux serves every route the app is configured for (the local server, the
+// tests). A Lambda main uses Serve with its own.
+func (a *App) Mux() http.Handler { return a.Serve(AllRoutes()...) }
+
+// Serve serves the given routes that the app is configured for, behind
 // CORS and the origin check; any other path is a JSON 404.
-func (a *App) Mux(names ...string) http.Handler {
-	routes := a.Routes()
+func (a *App) Serve(routes ...Route) http.Handler {
 	mux := http.NewServeMux()
-	for path, h := range routes {
-		if len(names) > 0 && !slices.Contains(names, path) {
-			continue
+	for _, r := range routes {
+		if path, h := r(a); h != nil {
+			mux.Handle(path, h)
 		}
-		mux.Handle(path, h)
 	}
 	mux.HandleFunc("/", web.NotFound)
 	return web.Wrap(mux, web.Options{

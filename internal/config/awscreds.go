@@ -1,36 +1,36 @@
 package config
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+	"github.com/aws/smithy-go/aws-http-auth/credentials"
+	"github.com/aws/smithy-go/aws-http-auth/sigv4"
 )
 
 // NewSecretsManager returns the Secrets Manager client that Resolve reads *_SECRET_ARN with,
 // built from what a Lambda execution environment provides instead of the SDK's whole default
-// configuration chain (shared config files, SSO, STS, IMDS: 1.75 MiB of the stream bootstrap, none
-// of which a function uses) and without the SDK's service client (0.9 MiB more; SecretsManager
-// says what it keeps of it):
+// configuration chain (shared config files, SSO, STS, IMDS: 1.75 MiB of the stream bootstrap,
+// none of which a function uses) and without the rest of the SDK (0.8 MiB more;
+// SecretsManager says what it keeps of what the SDK did):
 //
 //   - the region: AWS_REGION (set by Lambda in both compute modes);
 //   - the execution role's credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 //     AWS_SESSION_TOKEN, which Lambda sets for the runtime; or else the container credentials
 //     endpoint AWS_CONTAINER_CREDENTIALS_FULL_URI (with AWS_CONTAINER_AUTHORIZATION_TOKEN or
-//     _FILE), the other way Lambda hands a runtime its role (SnapStart). These are the first two
-//     sources of the SDK's own chain, in its order, so whichever of them an execution
-//     environment uses (classic or Lambda Managed Instances), the client finds the same
-//     credentials LoadDefaultConfig would. The secrets are read once at start-up, so
-//     credentials that expire later do not matter;
+//     _FILE; containerCredentials), the other way Lambda hands a runtime its role
+//     (SnapStart). These are the first two sources of the SDK's own chain, in its order, so
+//     whichever of them an execution environment uses (classic or Lambda Managed Instances),
+//     the client finds the same credentials LoadDefaultConfig would. The secrets are read once
+//     at start-up, so credentials that expire later do not matter;
 //   - the endpoint: AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL when set (as the SDK
 //     reads them; the bootstrap tests point it at a fake), else the service's regional endpoint
 //     (secretsManagerEndpoint).
@@ -44,7 +44,8 @@ func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 	if region == "" {
 		return nil, errors.New("*_SECRET_ARN: AWS_REGION is not set (Lambda sets it)")
 	}
-	creds, err := lambdaCredentials(getenv)
+	client := newHTTPClient()
+	creds, err := lambdaCredentials(getenv, client)
 	if err != nil {
 		return nil, err
 	}
@@ -64,10 +65,10 @@ func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 	return &SecretsManager{
 		endpoint: endpoint,
 		region:   region,
-		creds:    aws.NewCredentialsCache(creds),
-		signer:   v4.NewSigner(),
-		retryer:  retry.NewStandard(),
-		http:     awshttp.NewBuildableClient(),
+		creds:    credentialsCache{source: creds},
+		signer:   sigv4.New(),
+		http:     client,
+		backoff:  jitteredBackoff,
 	}, nil
 }
 
@@ -94,10 +95,12 @@ func secretsManagerEndpoint(region string) string {
 	return "https://secretsmanager." + region + "." + suffix + "/"
 }
 
-// lambdaCredentials is the execution role's credentials provider (see NewSecretsManager).
-func lambdaCredentials(getenv func(string) string) (aws.CredentialsProvider, error) {
+// lambdaCredentials is the source of the execution role's credentials (see NewSecretsManager);
+// the container endpoint's calls go through client.
+func lambdaCredentials(getenv func(string) string, client httpDoer) (func(context.Context) (credentials.Credentials, error), error) {
 	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
-		return credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN")), nil
+		creds := credentials.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv("AWS_SESSION_TOKEN")}
+		return func(context.Context) (credentials.Credentials, error) { return creds, nil }, nil
 	}
 	uri := strings.TrimSpace(getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
 	if uri == "" {
@@ -106,20 +109,87 @@ func lambdaCredentials(getenv func(string) string) (aws.CredentialsProvider, err
 	if err := checkCredentialsURI(uri); err != nil {
 		return nil, err
 	}
-	token := getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN")
-	if file := getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); file != "" {
-		// The file wins, as in the SDK; it is read at every refresh, since it may rotate.
-		return endpointcreds.New(uri, func(o *endpointcreds.Options) {
-			o.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
-				b, err := os.ReadFile(file)
-				if err != nil {
-					return "", fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
-				}
-				return strings.TrimSpace(string(b)), nil
-			})
-		}), nil
+	c := &containerCredentials{
+		uri: uri, token: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), tokenFile: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+		http: client, backoff: jitteredBackoff,
 	}
-	return endpointcreds.New(uri, func(o *endpointcreds.Options) { o.AuthorizationToken = token }), nil
+	return c.Retrieve, nil
+}
+
+// containerCredentials reads the execution role's credentials from the container credentials
+// endpoint, in the protocol of the SDK's credentials/endpointcreds (whose smithy client stack
+// was 250 KiB of every bootstrap, for one GET): GET uri with Accept: application/json and
+// Authorization: the token, where AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE's content, read at
+// every call since it may rotate, wins over AWS_CONTAINER_AUTHORIZATION_TOKEN; the answer is
+// {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}, an error {"code", "message"}
+// (or text). Retried as GetSecretValue is; SecretsManager's credentialsCache keeps the answer
+// until it comes near its expiry.
+type containerCredentials struct {
+	uri, token, tokenFile string
+	http                  httpDoer
+	backoff               func(attempt int) time.Duration
+}
+
+// maxCredentialsResponse bounds the answer read: a few hundred bytes of keys.
+const maxCredentialsResponse = 64 << 10
+
+func (c *containerCredentials) Retrieve(ctx context.Context) (credentials.Credentials, error) {
+	return retried(ctx, c.backoff, c.retrieve)
+}
+
+func (c *containerCredentials) retrieve(ctx context.Context) (credentials.Credentials, error) {
+	const op = "container credentials endpoint"
+	token := c.token
+	if c.tokenFile != "" {
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return credentials.Credentials{}, fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if strings.ContainsAny(token, "\r\n") {
+		return credentials.Credentials{}, errors.New("AWS_CONTAINER_AUTHORIZATION_TOKEN: a newline in the token")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.uri, nil)
+	if err != nil {
+		return credentials.Credentials{}, fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	status, header, body, err := do(c.http, req, maxCredentialsResponse)
+	if err != nil {
+		return credentials.Credentials{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if status < 200 || status > 299 {
+		e := &AWSError{Op: op, Status: status}
+		var doc struct{ Code, Message string }
+		if header.Get("Content-Type") == "application/json" && json.Unmarshal(body, &doc) == nil {
+			e.Code, e.Message = doc.Code, doc.Message
+		} else {
+			e.Message = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		}
+		return credentials.Credentials{}, e
+	}
+	var out struct {
+		AccessKeyID     string `json:"AccessKeyId"`
+		SecretAccessKey string
+		Token           string
+		Expiration      *time.Time
+	}
+	// Not the decoder's error itself: it could quote the answer, which holds the keys.
+	if json.Unmarshal(body, &out) != nil {
+		return credentials.Credentials{}, errors.New(op + ": the answer is not JSON of credentials")
+	}
+	if out.AccessKeyID == "" || out.SecretAccessKey == "" {
+		return credentials.Credentials{}, errors.New(op + ": the answer has no AccessKeyId or SecretAccessKey")
+	}
+	creds := credentials.Credentials{AccessKeyID: out.AccessKeyID, SecretAccessKey: out.SecretAccessKey, SessionToken: out.Token}
+	if out.Expiration != nil {
+		creds.Expires = *out.Expiration
+	}
+	return creds, nil
 }
 
 // checkCredentialsURI refuses a credentials endpoint that would send the authorization token

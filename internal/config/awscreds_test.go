@@ -16,70 +16,56 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/machinedash/sse/internal/awstest"
 )
-
-// fakeSecretsManager answers GetSecretValue as Secrets Manager's JSON protocol does, and
-// records the Authorization header, so a test sees which credentials signed the call.
-func fakeSecretsManager(t *testing.T, values map[string]string) (*httptest.Server, *atomic.Value) {
-	t.Helper()
-	var auth atomic.Value
-	auth.Store("")
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" {
-			http.Error(w, "unexpected target", http.StatusBadRequest)
-			return
-		}
-		auth.Store(r.Header.Get("Authorization") + " token=" + r.Header.Get("X-Amz-Security-Token"))
-		var in struct{ SecretId string }
-		body, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(body, &in)
-		v, ok := values[in.SecretId]
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		if !ok {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"__type":"ResourceNotFoundException","message":"no such secret"}`)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"ARN": in.SecretId, "SecretString": v})
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &auth
-}
 
 const testARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ticket"
 
+// TestSecretsManagerEnvCredentials: the call is signed (awstest.Verify checks the signature) with
+// the environment's key and session token for the region; signed with another secret key, it is
+// refused, and the error says why.
 func TestSecretsManagerEnvCredentials(t *testing.T) {
 	t.Parallel()
-	srv, auth := fakeSecretsManager(t, map[string]string{testARN: "the-value"})
-	sm, err := NewSecretsManager(env(map[string]string{
+	fake := awstest.NewSecretsManager(t, "eu-west-1", []awstest.Key{{ID: "AKIDENV", Secret: "secret", SessionToken: "session"}},
+		map[string]string{testARN: "the-value"})
+	environment := map[string]string{
 		"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "secret",
-		"AWS_SESSION_TOKEN": "session", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL,
-	}))
+		"AWS_SESSION_TOKEN": "session", "AWS_ENDPOINT_URL_SECRETS_MANAGER": fake.URL,
+	}
+	sm, err := NewSecretsManager(env(environment))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v, err := sm.GetSecret(ctx, testARN)
-	if err != nil || v != "the-value" {
-		t.Fatalf("GetSecret = %q, %v", v, err)
+	if err != nil || v != "the-value" || fake.SignedBy() != "AKIDENV" {
+		t.Fatalf("GetSecret = %q, %v, signed by %q (refused: %s)", v, err, fake.SignedBy(), fake.Refused())
 	}
-	a := auth.Load().(string)
-	if !strings.Contains(a, "AWS4-HMAC-SHA256 Credential=AKIDENV/") || !strings.Contains(a, "/eu-west-1/secretsmanager/") ||
-		!strings.HasSuffix(a, "token=session") {
-		t.Fatalf("request signed as %q: want the environment's key, region and session token", a)
+	if _, err := sm.GetSecret(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:missing"); err == nil ||
+		!strings.Contains(err.Error(), "ResourceNotFoundException") {
+		t.Fatalf("a missing secret: %v", err)
 	}
-	if _, err := sm.GetSecret(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:missing"); err == nil {
-		t.Fatal("a missing secret was read")
+
+	environment["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+	wrong, err := NewSecretsManager(env(environment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := wrong.GetSecret(ctx, testARN); err == nil || v != "" ||
+		!strings.Contains(err.Error(), "HTTP 400, InvalidSignatureException: The request signature we calculated does not match") {
+		t.Fatalf("signed with the wrong secret key: %q, %v", v, err)
 	}
 }
 
 func TestSecretsManagerContainerCredentials(t *testing.T) {
 	t.Parallel()
-	srv, auth := fakeSecretsManager(t, map[string]string{testARN: "from-container-role"})
+	fake := awstest.NewSecretsManager(t, "eu-west-1", []awstest.Key{{ID: "AKIDCONTAINER", Secret: "s", SessionToken: "container-session"}},
+		map[string]string{testARN: "from-container-role"})
 	var tokenSeen atomic.Value
+	var credsCalls atomic.Int32
 	creds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		credsCalls.Add(1)
 		tokenSeen.Store(r.Header.Get("Authorization"))
 		_ = json.NewEncoder(w).Encode(map[string]string{
 			"AccessKeyId": "AKIDCONTAINER", "SecretAccessKey": "s", "Token": "container-session",
@@ -101,19 +87,25 @@ func TestSecretsManagerContainerCredentials(t *testing.T) {
 	} {
 		tc.env["AWS_REGION"] = "eu-west-1"
 		tc.env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = creds.URL + "/2021-04-23/credentials"
-		tc.env["AWS_ENDPOINT_URL"] = srv.URL
+		tc.env["AWS_ENDPOINT_URL"] = fake.URL
 		sm, err := NewSecretsManager(env(tc.env))
 		if err != nil {
 			t.Fatal(tc.name, err)
 		}
+		credsCalls.Store(0)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		v, err := sm.GetSecret(ctx, testARN)
-		cancel()
-		if err != nil || v != "from-container-role" {
-			t.Fatalf("%s: GetSecret = %q, %v", tc.name, v, err)
+		for range 2 { // the credentials are asked for once, for both
+			v, err := sm.GetSecret(ctx, testARN)
+			if err != nil || v != "from-container-role" {
+				t.Fatalf("%s: GetSecret = %q, %v", tc.name, v, err)
+			}
 		}
-		if a := auth.Load().(string); !strings.Contains(a, "Credential=AKIDCONTAINER/") || !strings.HasSuffix(a, "token=container-session") {
-			t.Fatalf("%s: signed as %q", tc.name, a)
+		cancel()
+		if n := credsCalls.Load(); n != 1 {
+			t.Errorf("%s: %d calls of the credentials endpoint for 2 secrets, want 1", tc.name, n)
+		}
+		if by := fake.SignedBy(); by != "AKIDCONTAINER" {
+			t.Fatalf("%s: signed by %q (refused: %s)", tc.name, by, fake.Refused())
 		}
 		if got := tokenSeen.Load(); got != tc.wantToken {
 			t.Fatalf("%s: credentials endpoint got Authorization %q, want %q", tc.name, got, tc.wantToken)
@@ -190,8 +182,8 @@ func TestSecretsManagerEndpoint(t *testing.T) {
 	}
 }
 
-// testSecretsManager is a client of srv with the environment's credentials, retrying without
-// waiting (the SDK's standard retryer with no backoff).
+// testSecretsManager is a client of srv with the environment's credentials (awstest.Key
+// testKey), retrying without waiting.
 func testSecretsManager(t *testing.T, srv *httptest.Server) *SecretsManager {
 	t.Helper()
 	sm, err := NewSecretsManager(env(map[string]string{
@@ -201,15 +193,17 @@ func testSecretsManager(t *testing.T, srv *httptest.Server) *SecretsManager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm.retryer = retry.NewStandard(func(o *retry.StandardOptions) {
-		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
-	})
+	sm.backoff = noWait
 	return sm
 }
 
+var testKey = awstest.Key{ID: "AKID", Secret: "s"}
+
+func noWait(int) time.Duration { return 0 }
+
 // TestSecretsManagerAnswers: what GetSecret makes of the service's answers: the request it
-// sends, errors with the service's code and message, retries of throttling and 5xx (as many
-// as the SDK's), and never a value in an error.
+// sends (signed: awstest.Verify), errors with the service's code and message, retries of
+// throttling and 5xx (as many as the SDK's), and never a value in an error.
 func TestSecretsManagerAnswers(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-value"
@@ -219,9 +213,11 @@ func TestSecretsManagerAnswers(t *testing.T) {
 		calls.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		if r.Method != http.MethodPost || r.URL.Path != "/" || r.Header.Get("Content-Type") != "application/x-amz-json-1.1" ||
-			r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || string(body) != `{"SecretId":"`+testARN+`"}` ||
-			!strings.Contains(r.Header.Get("Authorization"), "SignedHeaders=content-length;content-type;host;x-amz-date;x-amz-target") {
+			r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || string(body) != `{"SecretId":"`+testARN+`"}` {
 			t.Errorf("request %s %s %v %s", r.Method, r.URL, r.Header, body)
+		}
+		if _, refusal := awstest.Verify(r, body, "secretsmanager", "eu-west-1", []awstest.Key{testKey}); refusal != nil {
+			t.Errorf("request refused: %v", refusal)
 		}
 		answer.Load().(func(http.ResponseWriter))(w)
 	}))
@@ -250,6 +246,7 @@ func TestSecretsManagerAnswers(t *testing.T) {
 		{"5xx, retried", status(503, `not json`), 3, "Secrets Manager GetSecretValue: HTTP 503 (request id req-1)", true},
 		{"binary secret", status(200, `{"ARN":"a","SecretBinary":"AAEC"}`), 1, ErrSecretNotString.Error(), true},
 		{"answer not JSON", status(200, `{"SecretString":"`+secret+`"`), 1, "the answer is not JSON", true},
+		{"connection cut, retried", func(http.ResponseWriter) { panic(http.ErrAbortHandler) }, 3, "Secrets Manager GetSecretValue: Post", true},
 	} {
 		calls.Store(0)
 		answer.Store(tc.answer)
@@ -269,12 +266,10 @@ func TestSecretsManagerAnswers(t *testing.T) {
 	answer.Store(status(500, `{"__type":"InternalServiceError","message":"boom"}`))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sm.retryer = retry.NewStandard(func(o *retry.StandardOptions) {
-		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
-			cancel() // while waiting to retry
-			return time.Hour, nil
-		})
-	})
+	sm.backoff = func(int) time.Duration {
+		cancel() // while waiting to retry
+		return time.Hour
+	}
 	if _, err := sm.GetSecret(ctx, testARN); err == nil || !strings.Contains(err.Error(), "InternalServiceError: boom") || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled retry: %v", err)
 	}
@@ -302,5 +297,83 @@ func TestSecretsManagerEndpointSetting(t *testing.T) {
 	e["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = "localhost:4566"
 	if _, err := NewSecretsManager(env(e)); err == nil || !strings.Contains(err.Error(), "AWS_ENDPOINT_URL_SECRETS_MANAGER") {
 		t.Errorf("a URL without scheme: %v", err)
+	}
+}
+
+// TestContainerCredentialsAnswers: what the credentials of the container endpoint make of its
+// answers: the keys and their expiry, errors with the endpoint's code and message, retries of
+// 5xx and 429, and never a key in an error.
+func TestContainerCredentialsAnswers(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var answer atomic.Value // func(w)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Method != http.MethodGet || r.Header.Get("Accept") != "application/json" || r.Header.Get("Authorization") != "tok" {
+			t.Errorf("request %s %v", r.Method, r.Header)
+		}
+		answer.Load().(func(http.ResponseWriter))(w)
+	}))
+	t.Cleanup(srv.Close)
+	c := &containerCredentials{uri: srv.URL, token: "tok", http: http.DefaultClient, backoff: noWait}
+	answerWith := func(code int, contentType, body string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	const key = "wJalrXUtnFEMI-secret-key"
+	for _, tc := range []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		calls  int32
+		want   string // what the error says; "" for success
+	}{
+		{"credentials", answerWith(200, "application/json", `{"AccessKeyId":"AKID","SecretAccessKey":"`+key+`","Token":"tk","AccountId":"123456789012","Expiration":"2030-01-02T03:04:05Z"}`), 1, ""},
+		{"json error", answerWith(403, "application/json", `{"code":"AccessDenied","message":"bad token"}`), 1, "container credentials endpoint: HTTP 403, AccessDenied: bad token"},
+		{"text error", answerWith(400, "text/plain", "no role\n"), 1, "container credentials endpoint: HTTP 400: no role"},
+		{"5xx, retried", answerWith(500, "text/plain", "down"), 3, "HTTP 500: down"},
+		{"429, retried", answerWith(429, "text/plain", "slow down"), 3, "HTTP 429: slow down"},
+		{"not JSON", answerWith(200, "application/json", `{"AccessKeyId":"AKID","SecretAccessKey":"`+key+`"`), 1, "not JSON of credentials"},
+		{"no keys", answerWith(200, "application/json", `{"Token":"x"}`), 1, "no AccessKeyId or SecretAccessKey"},
+	} {
+		calls.Store(0)
+		answer.Store(tc.answer)
+		creds, err := c.Retrieve(context.Background())
+		switch {
+		case tc.want == "" && (err != nil || creds.AccessKeyID != "AKID" || creds.SecretAccessKey != key || creds.SessionToken != "tk" ||
+			!creds.Expires.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))):
+			t.Errorf("%s: %+v, %v", tc.name, creds, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), key)):
+			t.Errorf("%s: error %v, want one with %q and without the key", tc.name, err, tc.want)
+		}
+		if got := calls.Load(); got != tc.calls {
+			t.Errorf("%s: %d calls, want %d", tc.name, got, tc.calls)
+		}
+	}
+	calls.Store(0)
+	bad := &containerCredentials{uri: srv.URL, token: "tok\r\nX-Injected: 1", http: http.DefaultClient, backoff: noWait}
+	if _, err := bad.Retrieve(context.Background()); err == nil || !strings.Contains(err.Error(), "newline") || calls.Load() != 0 {
+		t.Errorf("a token with a newline: %v after %d calls", err, calls.Load())
+	}
+}
+
+// TestJitteredBackoff: the pause before the second attempt is under 200 ms, before the third
+// under 400 ms, and not always the same (jitter).
+func TestJitteredBackoff(t *testing.T) {
+	t.Parallel()
+	for attempt, bound := range map[int]time.Duration{1: 200 * time.Millisecond, 2: 400 * time.Millisecond} {
+		seen := map[time.Duration]bool{}
+		for range 100 {
+			d := jitteredBackoff(attempt)
+			if d < 0 || d >= bound {
+				t.Fatalf("attempt %d: pause %v, want [0, %v)", attempt, d, bound)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 50 {
+			t.Errorf("attempt %d: %d distinct pauses of 100", attempt, len(seen))
+		}
 	}
 }
