@@ -93,6 +93,7 @@ func New(t *testing.T, mutate func(*config.Config)) *Env {
 	t.Cleanup(func() {
 		e.Srv.CloseClientConnections()
 		e.Srv.Close()
+		closeStreams(t, a)
 		a.Hub.Close()
 		logs := e.Logs.String()
 		e.mu.Lock()
@@ -104,6 +105,21 @@ func New(t *testing.T, mutate func(*config.Config)) *Env {
 		}
 	})
 	return e
+}
+
+// closeStreams ends the streams served on hijacked connections, which the
+// httptest server no longer closes or waits for, as it did for them before
+// the hijack, so that none outlives the test.
+func closeStreams(t *testing.T, a *app.App) {
+	if a.Streams == nil {
+		return
+	}
+	a.Streams.Cut()
+	ctx, cancel := context.WithTimeout(context.Background(), ssetest.Wait)
+	defer cancel()
+	if err := a.Streams.Wait(ctx); err != nil {
+		t.Errorf("streams on hijacked connections still open after Cut: %v", err)
+	}
 }
 
 // Issued records a secret (a ticket or token the test got by other means)

@@ -45,9 +45,13 @@ const (
 // own origin: a dashboard dev server (Vite) on its usual port.
 var DashboardDevOrigins = []string{"http://localhost:5173", "http://127.0.0.1:5173"}
 
-// shutdownTimeout bounds the graceful part of Close: streams end at their
-// next wake-up; whatever is still open then is cut.
+// shutdownTimeout bounds the graceful part of Close: draining streams end
+// at once, unless a write of theirs is stalled; whatever is still open
+// then is cut.
 const shutdownTimeout = 3 * time.Second
+
+// cutTimeout bounds the wait for cut streams to end (release their leases).
+const cutTimeout = time.Second
 
 // Options configure the server.
 type Options struct {
@@ -307,10 +311,11 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// Close shuts down gracefully: open streams are told to drain (they end
-// with a retry at their next wake-up), the HTTP server gets a short while
-// to finish them, then the simulator, the hub, the Redis client and the
-// embedded Redis stop. It is idempotent.
+// Close shuts down gracefully: open streams are told to drain (they wake
+// and end with a retry), the HTTP server and the stream handler (for the
+// streams on hijacked connections) get a short while to finish them, then
+// the simulator, the hub, the Redis client and the embedded Redis stop. It
+// is idempotent.
 func (s *Server) Close() error {
 	s.closeOne.Do(func() {
 		a := s.App
@@ -319,11 +324,23 @@ func (s *Server) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		err := s.srv.Shutdown(ctx)
+		if err == nil && a.Streams != nil {
+			// Streams on hijacked connections (internal/stream, out.go)
+			// are not the HTTP server's any more: Shutdown neither waits
+			// for them nor closes them.
+			err = a.Streams.Wait(ctx)
+		}
 		cancel()
 		if err != nil {
-			// Streams that did not wake up in time (no message for them)
-			// are cut; their browsers reconnect once a server is back.
+			// Streams that did not end in time (a write stalled) are cut;
+			// their browsers reconnect once a server is back.
 			_ = s.srv.Close()
+			if a.Streams != nil {
+				a.Streams.Cut()
+				ctx, cancel := context.WithTimeout(context.Background(), cutTimeout)
+				_ = a.Streams.Wait(ctx) // their leases are released before Redis closes
+				cancel()
+			}
 		}
 		if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			s.closeErr = serr

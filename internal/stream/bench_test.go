@@ -91,6 +91,12 @@ func newBenchService(b *testing.B) *benchService {
 	b.Cleanup(func() {
 		s.srv.CloseClientConnections()
 		s.srv.Close()
+		a.Streams.Cut() // the hijacked ones, which the server no longer closes
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Streams.Wait(ctx); err != nil {
+			b.Errorf("streams still open: %v", err)
+		}
 		a.Hub.Close()
 	})
 	ctx := context.Background()

@@ -3,8 +3,11 @@ package stream
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,17 +31,26 @@ import (
 // with no socket under it. cpu-ns/delivery is process CPU time (user+sys)
 // per op, which a busy shared machine inflates less than wall time. The
 // watched case writes as on lambdaurl's writer, which takes no write
-// deadline: each write on its own goroutine under the watchdog's timer.
+// deadline: each write on its own goroutine under the watchdog's timer;
+// the hijacked case as on the local server's connection: each flush framed
+// as its chunk (out.go), the writer under it a connection.
 func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range []struct {
-		name    string
-		p       purpose.Purpose
-		kind    *channel.Kind
-		watched bool
-	}{{"data", purpose.Data, channel.SPC, false}, {"alerts", purpose.Alerts, channel.Alert, false}, {"data-watched", purpose.Data, channel.SPC, true}} {
+		name              string
+		p                 purpose.Purpose
+		kind              *channel.Kind
+		watched, hijacked bool
+	}{
+		{"data", purpose.Data, channel.SPC, false, false}, {"alerts", purpose.Alerts, channel.Alert, false, false},
+		{"data-watched", purpose.Data, channel.SPC, true, false}, {"data-hijacked", purpose.Data, channel.SPC, false, true},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			s, w := sinkSession(New(Deps{}), tc.p, nil)
 			s.noDeadline = tc.watched
+			if tc.hijacked {
+				s.out = out{conn: sinkConn{w: w}, room: chunkRoom}
+				s.resetBuf()
+			}
 			m, err := pubsub.Parse(tc.kind, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
 			if err != nil {
 				b.Fatal(err)
@@ -55,6 +67,67 @@ func BenchmarkDeliver(b *testing.B) {
 			s.stopWatch()
 			if w.written() == 0 {
 				b.Fatal("nothing written")
+			}
+		})
+	}
+}
+
+// BenchmarkDeliverTCP is BenchmarkDeliver's data case over a real
+// loopback connection of a net/http server, written through net/http's
+// ResponseWriter or on the connection hijacked from it (out.go), with a
+// client that reads everything (net/http's chunked reader into
+// io.Discard). Its CPU is in cpu-ns/delivery too, the same in both cases,
+// so their difference is the writer's.
+func BenchmarkDeliverTCP(b *testing.B) {
+	for _, hijack := range []bool{false, true} {
+		name := "nethttp"
+		if hijack {
+			name = "hijacked"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := New(Deps{})
+			m, err := pubsub.Parse(channel.SPC, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			opened, done := make(chan *session), make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s := &session{h: h, out: httpOut(w), purpose: purpose.Data, lease: registry.Lease{ID: newLeaseID()}}
+				writeStreamHeader(w)
+				if err := s.out.rc.Flush(); err != nil {
+					b.Error(err)
+				}
+				if hijack && !s.out.hijack(r, &h.raw) {
+					b.Error("not hijacked")
+				}
+				s.resetBuf()
+				opened <- s
+				<-done
+			}))
+			defer srv.Close()
+			read := make(chan error, 1)
+			go func() {
+				resp, err := srv.Client().Get(srv.URL)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				read <- err
+			}()
+			s := <-opened
+			b.ReportAllocs()
+			start := processCPU()
+			for b.Loop() {
+				s.deliver(m)
+				if !s.flush() {
+					b.Fatal("flush failed")
+				}
+			}
+			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
+			s.out.end(time.Now().Add(time.Second))
+			close(done)
+			if err := <-read; err != nil {
+				b.Fatal(err)
 			}
 		})
 	}
@@ -85,12 +158,21 @@ func (w *sinkWriter) Write(p []byte) (int, error) {
 func (w *sinkWriter) FlushError() error                { return nil }
 func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
 
+// sinkConn is a connection that takes every write at once into w.
+type sinkConn struct {
+	net.Conn // nil: only what a stream's write uses is there
+	w        *sinkWriter
+}
+
+func (c sinkConn) Write(p []byte) (int, error)      { return c.w.Write(p) }
+func (c sinkConn) SetWriteDeadline(time.Time) error { return nil }
+
 // sinkSession is a stream of h with purpose p writing to a sinkWriter, as
 // the tests and benchmarks of the stream's own work build it (no HTTP
 // request, no admission); sub may be nil when nothing drains a queue.
 func sinkSession(h *Handler, p purpose.Purpose, sub *pubsub.Subscription) (*session, *sinkWriter) {
 	w := &sinkWriter{header: http.Header{}}
-	return &session{h: h, w: w, rc: http.NewResponseController(w), purpose: p, sub: sub,
+	return &session{h: h, out: httpOut(w), purpose: p, sub: sub,
 		lease: registry.Lease{ID: newLeaseID()}, end: h.d.Clock.Now().Add(time.Hour)}, w
 }
 
@@ -165,7 +247,7 @@ func BenchmarkWake(b *testing.B) {
 func TestFlushLetsLargeBuffersGo(t *testing.T) {
 	t.Parallel()
 	w := &sinkWriter{header: http.Header{}}
-	s := &session{h: New(Deps{}), w: w, rc: http.NewResponseController(w)}
+	s := &session{h: New(Deps{}), out: httpOut(w)}
 	s.buf = append(make([]byte, 0, 512), "data: x\n\n"...)
 	if !s.flush() || cap(s.buf) != 512 {
 		t.Fatalf("small buffer: cap %d after flush, want 512 kept", cap(s.buf))

@@ -23,8 +23,7 @@ import (
 // session is one open stream after admission.
 type session struct {
 	h       *Handler
-	w       http.ResponseWriter
-	rc      *http.ResponseController
+	out     out // net/http's writer or the hijacked connection (out.go)
 	purpose purpose.Purpose
 	lease   registry.Lease
 	log     *slog.Logger
@@ -112,7 +111,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	s.lastWriteBy = lastWriteBy(r.Context(), start)
 	s.devices = devices
 
-	writeStreamHeader(s.w)
+	writeStreamHeader(s.out.w)
 
 	// The watermark starts at the connect time, or where the resumed
 	// stream left off; it must be set before the first id is written.
@@ -122,7 +121,8 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	}
 	// The first event carries an id, so even a client that sees nothing
 	// else can resume; the retry spreads network-error reconnects too.
-	s.buf = sse.AppendRetry(s.buf[:0], rotateRetryBase+h.d.Jitter(rotateRetryJitter))
+	s.resetBuf()
+	s.buf = sse.AppendRetry(s.buf, rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 	s.system(start, "connected")
 	if includeStatus {
 		for i, d := range devices {
@@ -136,7 +136,14 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	} else if s.history > 0 {
 		s.sendHistory(r.Context(), devices, start)
 	}
-	return s.flush()
+	if !s.flush() {
+		return false
+	}
+	if s.out.hijack(r, &h.raw) {
+		s.resetBuf() // with the room for the chunk's size line
+		s.deadlineCleared()
+	}
+	return true
 }
 
 // loop is the stream. It waits on one channel, the subscription's Ready:
@@ -432,18 +439,27 @@ func writeStreamHeader(w http.ResponseWriter) {
 // flush writes what is buffered as one chunk. A write that fails or stalls
 // past its budget (watchdog.go) ends the stream.
 func (s *session) flush() bool {
-	if len(s.buf) == 0 {
+	if len(s.buf) <= s.out.room {
 		return true
 	}
 	err := s.write(s.buf)
 	if !s.stalled {
-		s.written += int64(len(s.buf))
-		s.buf = s.buf[:0]
-		if cap(s.buf) > maxKeptBuf {
-			s.buf = nil // a replay's or a burst's buffer is not kept for the stream's life
-		}
+		s.written += int64(len(s.buf) - s.out.room)
+		s.resetBuf()
 	}
 	return err == nil
+}
+
+// resetBuf empties the event buffer, keeping out.room free in front of it
+// for the chunk's size line of a hijacked connection.
+func (s *session) resetBuf() {
+	s.buf = s.buf[:0]
+	if cap(s.buf) > maxKeptBuf {
+		s.buf = nil // a replay's or a burst's buffer is not kept for the stream's life
+	}
+	if s.out.room > 0 {
+		s.buf = append(s.buf, make([]byte, s.out.room)...)
+	}
 }
 
 // maxKeptBuf is the largest event buffer a stream keeps between writes: a

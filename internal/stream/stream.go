@@ -87,6 +87,7 @@ type Handler struct {
 	drain   context.Context
 	drained context.CancelFunc
 	streams atomic.Int64
+	raw     hijacked // the streams on hijacked connections (out.go)
 }
 
 // New returns a handler with defaults filled in.
@@ -186,27 +187,50 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 		return
 	}
 	h.countOpen(s, began)
+	h.streams.Add(1)
+	if s.out.conn == nil {
+		h.run(r.Context(), s, malformed)
+		return
+	}
+	// Hijacked (out.go): the stream goes on by itself, and returning frees
+	// net/http's goroutine and buffers of this connection.
+	go func() {
+		defer h.raw.remove(&s.out) // last: the response is over
+		defer func() {
+			// net/http's guard (web.Wrap, its own recover) is no longer
+			// around this goroutine.
+			if v := recover(); v != nil {
+				h.d.Log.ErrorContext(s.out.ctx, "stream panic", slog.Any("panic", v))
+			}
+		}()
+		defer func() { s.out.end(time.Now().Add(s.writeBudget())) }()
+		h.run(s.out.ctx, s, malformed)
+	}()
+}
+
+// run serves an admitted stream whose first events are written until it
+// ends, and frees what it held. ctx ends when the client leaves.
+func (h *Handler) run(ctx context.Context, s *session, malformed int64) {
 	var reason string
 	defer func() { h.countEnd(s, reason) }() // last: after the release
 	// After the release: the deadline margin (Timing.DeadlineMargin) has
 	// room for the last write and the release, not for this too.
-	defer h.reportMalformed(r.Context())
+	defer h.reportMalformed(ctx)
 	defer s.sub.Close()
-	defer s.release(r.Context())
+	defer s.release(ctx)
 	defer s.stopWatch()
-	h.streams.Add(1)
 	defer h.streams.Add(-1)
 	switch {
 	case !s.startFailed:
-		reason = s.loop(r.Context())
-	case r.Context().Err() != nil:
+		reason = s.loop(ctx)
+	case ctx.Err() != nil:
 		reason = endClient
 	default:
 		reason = s.writeEnd()
 	}
 	qs := s.sub.QueueStats()
 	malformed = h.d.Hub.Stats().Malformed - malformed
-	s.log.InfoContext(r.Context(), "stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
+	s.log.InfoContext(ctx, "stream end", slog.String("reason", reason), slog.Int64("events", int64(s.seq)),
 		slog.Int("dropped", qs.Dropped), slog.Int("coalesced", qs.Coalesced), slog.Int64("malformed", malformed))
 }
 
@@ -324,7 +348,7 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 // newSession is the stream of an accepted request, with its lease to be.
 func (h *Handler) newSession(w http.ResponseWriter, r *http.Request, p purpose.Purpose, c connect) *session {
 	return &session{
-		h: h, w: w, rc: http.NewResponseController(w), purpose: p,
+		h: h, out: httpOut(w), purpose: p,
 		lease: registry.Lease{
 			ID: newLeaseID(), UserID: c.claims.UserID, Purpose: p,
 			IP: web.ClientIP(r, h.d.TrustedIP), TicketKey: h.d.Tickets.Key(c.claims.ID), Devices: c.devices,

@@ -12,9 +12,9 @@ import (
 // it supports:
 //
 //   - A write that does not return within Timing.WriteTimeout ends the
-//     stream. The local server's writer takes a write deadline; lambdaurl's
-//     does not (http.ErrNotSupported), so there the write runs on a
-//     goroutine of its own, watched by a timer of the injected clock. A
+//     stream. The local server's connection (out.go) takes a write
+//     deadline; lambdaurl's writer does not (http.ErrNotSupported), so
+//     there the write runs on a goroutine of its own, watched by a timer of the injected clock. A
 //     stalled write is abandoned, not interrupted: nothing touches the
 //     writer again, the lease is released and the end is logged at once,
 //     and the invocation itself finishes when the platform takes the bytes
@@ -49,7 +49,7 @@ func (s *session) write(p []byte) error {
 		if wt := s.h.d.Timing.WriteTimeout; !s.deadlineFresh(budget, wt) {
 			now := time.Now()
 			if by := now.Add(budget); by.Before(s.writeBy) || now.After(s.writeBy.Add(-wt/2)) {
-				if err := s.rc.SetWriteDeadline(by); errors.Is(err, http.ErrNotSupported) {
+				if err := s.out.setWriteDeadline(by); errors.Is(err, http.ErrNotSupported) {
 					s.noDeadline = true
 				} else {
 					s.writeBy, s.armedAt, s.armedFull = by, now, budget == wt
@@ -59,7 +59,7 @@ func (s *session) write(p []byte) error {
 		if !s.noDeadline {
 			// A write past its deadline stalled as surely as an abandoned
 			// one: the end says so (write-stalled, not write-failed).
-			err := s.writeNow(p)
+			err := s.out.write(p)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				s.stalled = true
 				return errStalled
@@ -70,16 +70,10 @@ func (s *session) write(p []byte) error {
 	return s.watchedWrite(p, budget)
 }
 
-// writeNow writes and flushes; a writer without Flush (lambdaurl) sends
-// every Write at once anyway.
-func (s *session) writeNow(p []byte) error {
-	if _, err := s.w.Write(p); err != nil {
-		return err
-	}
-	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	return nil
+// deadlineCleared makes the next write set its deadline again: the
+// writer's was cleared (the hijack, out.go).
+func (s *session) deadlineCleared() {
+	s.writeBy, s.armedAt, s.armedFull = time.Time{}, time.Time{}, false
 }
 
 // deadlineFresh reports what the test in write would find when the
@@ -109,7 +103,7 @@ func (s *session) watchedWrite(p []byte, budget time.Duration) error {
 		}
 		s.watch.Reset(budget)
 	}
-	go func() { s.wrote <- s.writeNow(p) }()
+	go func() { s.wrote <- s.out.write(p) }()
 	select {
 	case err := <-s.wrote:
 		s.watch.Stop()
@@ -158,7 +152,7 @@ func (s *session) renewDue(now time.Time) bool {
 // what is buffered for the next write.
 func (s *session) spent() bool {
 	max := s.h.d.Timing.MaxBytes
-	return max > 0 && s.written+int64(len(s.buf)) >= max
+	return max > 0 && s.written+int64(len(s.buf)-s.out.room) >= max
 }
 
 // writeEnd is why a stream whose write failed ended.

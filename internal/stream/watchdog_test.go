@@ -289,7 +289,7 @@ func TestTickAsAWriteReturnsDoesNotStallTheNext(t *testing.T) {
 	t.Parallel()
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	w := &funcWriter{header: http.Header{}, write: func() error { return nil }}
-	s := &session{h: New(Deps{Clock: clock}), w: w, rc: http.NewResponseController(w)}
+	s := &session{h: New(Deps{Clock: clock}), out: httpOut(w)}
 	if err := s.watchedWrite([]byte("a"), writeTimeout); err != nil {
 		t.Fatal(err)
 	}
