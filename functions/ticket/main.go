@@ -11,7 +11,7 @@ import (
 )
 
 func main() {
-	a := app.MustLoad(config.NeedRedis | config.NeedTicketSecret | config.NeedAccessToken)
+	a := app.MustLoad(config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken, app.AccessTokens)
 	// A BUFFERED function URL: one JSON response object, not a stream.
 	lambda.Start(urlfn.Buffered(a.Serve(app.TicketRoute, app.CloseRoute)))
 }

@@ -40,7 +40,7 @@ type App struct {
 	Log      *slog.Logger
 	Redis    *redis.Client
 	Tickets  *ticket.Service
-	Access   *access.Verifier // nil unless an access-token key is configured
+	Access   *access.Verifier // nil unless an access-token key is configured and Load was asked for AccessTokens
 	Registry *registry.Registry
 	Hub      *pubsub.Hub
 	Streams  *stream.Handler
@@ -52,14 +52,14 @@ type App struct {
 // Manager, once, at start-up), checks that what the function needs is
 // there, and assembles the app. Every configuration problem is reported at
 // once.
-func Load(ctx context.Context, getenv func(string) string, need config.Need) (*App, error) {
-	return LoadClock(ctx, getenv, need, nil)
+func Load(ctx context.Context, getenv func(string) string, need config.Need, parts ...Part) (*App, error) {
+	return LoadClock(ctx, getenv, need, nil, parts...)
 }
 
 // MustLoad is Load for a Lambda main: on a configuration problem it prints
 // every one to stderr and exits 1, which Lambda reports as an init failure.
-func MustLoad(need config.Need) *App {
-	a, err := Load(context.Background(), os.Getenv, need)
+func MustLoad(need config.Need, parts ...Part) *App {
+	a, err := Load(context.Background(), os.Getenv, need, parts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -69,13 +69,13 @@ func MustLoad(need config.Need) *App {
 
 // LoadClock is Load with the app's clock given (nil: real time). The local
 // server's browser test uses it to move the service's notion of "now".
-func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock) (*App, error) {
-	return LoadLog(ctx, getenv, need, clock, os.Stdout)
+func LoadClock(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock, parts ...Part) (*App, error) {
+	return LoadLog(ctx, getenv, need, clock, os.Stdout, parts...)
 }
 
 // LoadLog is LoadClock with the JSON logs written to out instead of
 // stdout (the local server's browser tests read them).
-func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock, out io.Writer) (*App, error) {
+func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, clock clockwork.Clock, out io.Writer, parts ...Part) (*App, error) {
 	// Every problem at once: what Load found and what is missing.
 	cfg, err := config.Load(getenv)
 	if err := errors.Join(err, cfg.Require(need)); err != nil {
@@ -98,7 +98,39 @@ func LoadLog(ctx context.Context, getenv func(string) string, need config.Need, 
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, rdb, log, clock)
+	a, err := assemble(cfg, rdb, log, clock)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range parts {
+		if err := part(a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// A Part is a piece of the app that only some functions use, built when
+// their main asks Load for it, so that the binaries of the others do not
+// link it (as a main names its routes).
+type Part func(*App) error
+
+// AccessTokens builds the verifier of the app's access tokens
+// (ACCESS_TOKEN_SECRET or ACCESS_TOKEN_PUBLIC_KEY; without either, none),
+// which the ticket route needs: the ticket function and the local server
+// ask for it. Its key parsing (PEM, PKIX, RSA and ECDSA keys) was 8.6 KB of
+// the stream bootstrap.
+func AccessTokens(a *App) error {
+	cfg := a.Config
+	if cfg.AccessTokenSecret.Value == "" && cfg.AccessTokenPublicKey == "" {
+		return nil
+	}
+	v, err := access.NewVerifier([]byte(cfg.AccessTokenSecret.Value), cfg.AccessTokenPublicKey, cfg.AccessTokenUserClaim, a.Clock.Now)
+	if err != nil {
+		return fmt.Errorf("ACCESS_TOKEN_SECRET / ACCESS_TOKEN_PUBLIC_KEY: %w", err)
+	}
+	a.Access = v
+	return nil
 }
 
 // NewLogger returns the JSON logger every function uses (on stdout, which
@@ -190,8 +222,21 @@ func NewRedis(cfg config.Config) (*redis.Client, error) {
 // Redis's maxclients.
 func PoolSize(n int) int { return min(10+max(n-1, 0)/8, 64) }
 
-// New assembles the app around a Redis client. clock nil means real time.
+// New assembles the app around a Redis client, with every Part, as the
+// tests want it. clock nil means real time.
 func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork.Clock) (*App, error) {
+	a, err := assemble(cfg, rdb, log, clock)
+	if err != nil {
+		return nil, err
+	}
+	if err := AccessTokens(a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// assemble is New without the parts.
+func assemble(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork.Clock) (*App, error) {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
@@ -204,13 +249,6 @@ func New(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock clockwork
 		t.LimitIssue(cfg.MaxTicketsPerMinute, time.Minute, cfg.Keys.TicketRate(""))
 		t.TrackGeneration(cfg.Keys.UserGeneration)
 		a.Tickets = t
-	}
-	if cfg.AccessTokenSecret.Value != "" || cfg.AccessTokenPublicKey != "" {
-		v, err := access.NewVerifier([]byte(cfg.AccessTokenSecret.Value), cfg.AccessTokenPublicKey, cfg.AccessTokenUserClaim, clock.Now)
-		if err != nil {
-			return nil, fmt.Errorf("ACCESS_TOKEN_SECRET / ACCESS_TOKEN_PUBLIC_KEY: %w", err)
-		}
-		a.Access = v
 	}
 	a.Registry = registry.New(rdb, cfg.Keys, registry.Limits{
 		Alerts: cfg.MaxAlertStreams, Data: cfg.MaxDataStreams, PerIP: cfg.MaxStreamsPerIP, Policy: cfg.ConnectionLimitPolicy,
@@ -338,15 +376,29 @@ func (a *App) Mux() http.Handler { return a.Serve(AllRoutes()...) }
 
 // Serve serves the given routes that the app is configured for, behind
 // CORS and the origin check; any other path is a JSON 404.
+//
+// A route is one exact path, so a map finds it: net/http's ServeMux, whose
+// patterns (methods, wildcards, hosts, subtrees, conflict checks) no route
+// uses, was 64 KB of each Lambda bootstrap. What ServeMux did besides: it
+// answered a path that is not clean ("/sse//stream", "/sse/./stream") with a
+// redirect (307) to the clean one; here that is a path the service does not
+// have (the 404). The local server keeps a ServeMux in front (devserver), so
+// its redirects are as before.
 func (a *App) Serve(routes ...Route) http.Handler {
-	mux := http.NewServeMux()
+	paths := map[string]http.Handler{}
 	for _, r := range routes {
 		if path, h := r(a); h != nil {
-			mux.Handle(path, h)
+			paths[path] = h
 		}
 	}
-	mux.HandleFunc("/", web.NotFound)
-	return web.Wrap(mux, web.Options{
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := paths[r.URL.Path]; h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		web.NotFound(w, r)
+	})
+	return web.Wrap(route, web.Options{
 		AllowedOrigins: a.Config.CORSAllowedOrigins,
 		OriginSecret:   a.Config.OriginVerifySecret.Value,
 		Log:            a.Log,

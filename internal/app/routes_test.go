@@ -65,6 +65,12 @@ func TestServeOnlyItsRoutes(t *testing.T) {
 			t.Errorf("Mux: %s unknown", p)
 		}
 	}
+	// A route is its exact path: any other spelling is a path the service does not have.
+	for _, p := range []string{"/sse//stream", "/sse/./stream", "/sse/stream/", "/SSE/stream"} {
+		if code, body := get(a.Mux(), p); code != http.StatusNotFound || body != unknown {
+			t.Errorf("Mux: %s answered %d %s, want the 404 of an unknown path", p, code, body)
+		}
+	}
 }
 
 // TestRoutesNeedTheirSecrets: without the ticket secret and the access-token key, the routes

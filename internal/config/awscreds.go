@@ -44,8 +44,7 @@ func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 	if region == "" {
 		return nil, errors.New("*_SECRET_ARN: AWS_REGION is not set (Lambda sets it)")
 	}
-	client := newHTTPClient()
-	creds, err := lambdaCredentials(getenv, client)
+	creds, err := lambdaCredentials(getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +66,6 @@ func NewSecretsManager(getenv func(string) string) (*SecretsManager, error) {
 		region:   region,
 		creds:    credentialsCache{source: creds},
 		signer:   sigv4.New(),
-		http:     client,
 		backoff:  jitteredBackoff,
 	}, nil
 }
@@ -95,9 +93,8 @@ func secretsManagerEndpoint(region string) string {
 	return "https://secretsmanager." + region + "." + suffix + "/"
 }
 
-// lambdaCredentials is the source of the execution role's credentials (see NewSecretsManager);
-// the container endpoint's calls go through client.
-func lambdaCredentials(getenv func(string) string, client httpDoer) (func(context.Context) (credentials.Credentials, error), error) {
+// lambdaCredentials is the source of the execution role's credentials (see NewSecretsManager).
+func lambdaCredentials(getenv func(string) string) (func(context.Context) (credentials.Credentials, error), error) {
 	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 		creds := credentials.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv("AWS_SESSION_TOKEN")}
 		return func(context.Context) (credentials.Credentials, error) { return creds, nil }, nil
@@ -111,7 +108,7 @@ func lambdaCredentials(getenv func(string) string, client httpDoer) (func(contex
 	}
 	c := &containerCredentials{
 		uri: uri, token: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), tokenFile: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
-		http: client, backoff: jitteredBackoff,
+		backoff: jitteredBackoff,
 	}
 	return c.Retrieve, nil
 }
@@ -126,7 +123,6 @@ func lambdaCredentials(getenv func(string) string, client httpDoer) (func(contex
 // until it comes near its expiry.
 type containerCredentials struct {
 	uri, token, tokenFile string
-	http                  httpDoer
 	backoff               func(attempt int) time.Duration
 }
 
@@ -134,7 +130,12 @@ type containerCredentials struct {
 const maxCredentialsResponse = 64 << 10
 
 func (c *containerCredentials) Retrieve(ctx context.Context) (credentials.Credentials, error) {
-	return retried(ctx, c.backoff, c.retrieve)
+	var creds credentials.Credentials
+	err := retried(ctx, c.backoff, func(ctx context.Context) (err error) {
+		creds, err = c.retrieve(ctx)
+		return err
+	})
+	return creds, err
 }
 
 func (c *containerCredentials) retrieve(ctx context.Context) (credentials.Credentials, error) {
@@ -158,7 +159,7 @@ func (c *containerCredentials) retrieve(ctx context.Context) (credentials.Creden
 	if token != "" {
 		req.Header.Set("Authorization", token)
 	}
-	status, header, body, err := do(c.http, req, maxCredentialsResponse)
+	status, header, body, err := do(req, maxCredentialsResponse)
 	if err != nil {
 		return credentials.Credentials{}, fmt.Errorf("%s: %w", op, err)
 	}

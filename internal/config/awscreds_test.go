@@ -315,7 +315,7 @@ func TestContainerCredentialsAnswers(t *testing.T) {
 		answer.Load().(func(http.ResponseWriter))(w)
 	}))
 	t.Cleanup(srv.Close)
-	c := &containerCredentials{uri: srv.URL, token: "tok", http: http.DefaultClient, backoff: noWait}
+	c := &containerCredentials{uri: srv.URL, token: "tok", backoff: noWait}
 	answerWith := func(code int, contentType, body string) func(http.ResponseWriter) {
 		return func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", contentType)
@@ -353,7 +353,7 @@ func TestContainerCredentialsAnswers(t *testing.T) {
 		}
 	}
 	calls.Store(0)
-	bad := &containerCredentials{uri: srv.URL, token: "tok\r\nX-Injected: 1", http: http.DefaultClient, backoff: noWait}
+	bad := &containerCredentials{uri: srv.URL, token: "tok\r\nX-Injected: 1", backoff: noWait}
 	if _, err := bad.Retrieve(context.Background()); err == nil || !strings.Contains(err.Error(), "newline") || calls.Load() != 0 {
 		t.Errorf("a token with a newline: %v after %d calls", err, calls.Load())
 	}

@@ -134,16 +134,24 @@ func (k Keys) Env() map[string]string {
 // key without placeholders takes none).
 func (k Keys) Name(key Key, args ...string) string {
 	s := keyTable[key]
-	pattern := k.set[key]
+	prefix, pattern := "", k.set[key]
 	if s.Env == "" {
-		pattern = k.set[SSEPrefix] + s.Pattern
+		prefix, pattern = k.set[SSEPrefix], s.Pattern
 	}
 	if len(args) != len(s.Params) {
 		panic(fmt.Sprintf("config: key %q takes %d values, got %d", s.Pattern, len(s.Params), len(args)))
 	}
+	// One allocation per name (several keys per connect): the placeholders
+	// make the sum an upper bound.
+	n := len(prefix) + len(pattern)
+	for _, a := range args {
+		n += len(a)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(prefix)
 	// One pass over the pattern, so a value that looks like a placeholder
 	// (a user id may be "{purpose}") is never filled in itself.
-	var b strings.Builder
 	for i, ph := range s.Params {
 		before, after, ok := strings.Cut(pattern, ph)
 		if !ok {

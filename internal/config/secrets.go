@@ -34,13 +34,7 @@ type SecretsManager struct {
 	region   string // the signing region
 	creds    credentialsCache
 	signer   *sigv4.Signer
-	http     httpDoer
 	backoff  func(attempt int) time.Duration // the pause after the attempt's failure
-}
-
-// httpDoer sends a request: an *http.Client (attemptTimeout), or a test's.
-type httpDoer interface {
-	Do(*http.Request) (*http.Response, error)
 }
 
 // attemptTimeout bounds one attempt of a call, from dialling to the end of
@@ -50,8 +44,12 @@ type httpDoer interface {
 // (30 s, 10 s: the SDK's client copied them) inside this bound.
 const attemptTimeout = 3 * time.Second
 
-// newHTTPClient is the client both calls are sent with.
-func newHTTPClient() *http.Client { return &http.Client{Timeout: attemptTimeout} }
+// awsHTTP sends both calls. It is no field of SecretsManager: Resolve takes
+// the client as an interface value (SecretGetter), and the linker keeps the
+// methods of every type such a value's type reaches, which through an
+// http.Client's cookie jar are net/http's cookie formatting (4 KiB of every
+// bootstrap).
+var awsHTTP = &http.Client{Timeout: attemptTimeout}
 
 // ErrSecretNotString is returned for a binary secret: every secret here is text.
 var ErrSecretNotString = errors.New("config: secret has no string value")
@@ -63,7 +61,12 @@ const maxSecretResponse = 1 << 20
 // the ARN's AWSCURRENT version). An error names the service's error code and
 // message or the HTTP status, never a value.
 func (s *SecretsManager) GetSecret(ctx context.Context, arn string) (string, error) {
-	return retried(ctx, s.backoff, func(ctx context.Context) (string, error) { return s.getSecretValue(ctx, arn) })
+	var v string
+	err := retried(ctx, s.backoff, func(ctx context.Context) (err error) {
+		v, err = s.getSecretValue(ctx, arn)
+		return err
+	})
+	return v, err
 }
 
 // maxAttempts is how many times a call is made at most, as the SDK's
@@ -80,18 +83,19 @@ func jitteredBackoff(attempt int) time.Duration {
 
 // retried makes call until it succeeds, it fails in a way not worth another
 // try (retryable), maxAttempts attempts were made, or ctx ends; backoff
-// gives the pause between attempts.
-func retried[T any](ctx context.Context, backoff func(int) time.Duration, call func(context.Context) (T, error)) (T, error) {
+// gives the pause between attempts. (Not generic: each instantiation
+// would be code of its own in every bootstrap.)
+func retried(ctx context.Context, backoff func(int) time.Duration, call func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
-		v, err := call(ctx)
+		err := call(ctx)
 		if err == nil || attempt >= maxAttempts || !retryable(err) || ctx.Err() != nil {
-			return v, err
+			return err
 		}
 		t := time.NewTimer(backoff(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return v, fmt.Errorf("%w (retry cancelled: %w)", err, ctx.Err())
+			return fmt.Errorf("%w (retry cancelled: %w)", err, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -130,8 +134,8 @@ type transportError struct{ error }
 func (e transportError) Unwrap() error { return e.error }
 
 // do sends req and reads at most limit bytes of the answer.
-func do(client httpDoer, req *http.Request, limit int64) (status int, header http.Header, body []byte, err error) {
-	resp, err := client.Do(req)
+func do(req *http.Request, limit int64) (status int, header http.Header, body []byte, err error) {
+	resp, err := awsHTTP.Do(req)
 	if err != nil {
 		return 0, nil, nil, transportError{err}
 	}
@@ -188,7 +192,7 @@ func (s *SecretsManager) getSecretValue(ctx context.Context, arn string) (string
 	}); err != nil {
 		return "", fmt.Errorf("%s: signing: %w", op, err)
 	}
-	status, header, b, err := do(s.http, req, maxSecretResponse)
+	status, header, b, err := do(req, maxSecretResponse)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}

@@ -162,7 +162,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if o.Log == nil {
 		o.Log = os.Stdout
 	}
-	a, err := app.LoadLog(ctx, getenv, config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken, o.Clock, o.Log)
+	a, err := app.LoadLog(ctx, getenv, config.NeedRedis|config.NeedTicketSecret|config.NeedAccessToken, o.Clock, o.Log, app.AccessTokens)
 	if err != nil {
 		return nil, err
 	}

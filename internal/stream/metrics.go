@@ -35,7 +35,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // resumeAsked reports whether the request came back with a cursor (the
 // header or the query parameter, as lastEventID reads it).
-func resumeAsked(r *http.Request) bool { return lastEventID(r) != "" }
+func resumeAsked(r *http.Request) bool { return lastEventID(r.Header, r.URL.Query()) != "" }
 
 // countRefusal counts a request answered without a stream. A 200 without
 // a stream is the soft refusal.

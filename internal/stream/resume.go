@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -20,11 +21,11 @@ const msgHistory = "history must be an integer from 0 to 100"
 // native EventSource's reconnect) or, for a client that reopens a stream
 // itself and cannot always set headers, the lastEventId query parameter.
 // The header wins when both are sent.
-func lastEventID(r *http.Request) string {
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
+func lastEventID(h http.Header, q url.Values) string {
+	if v := h.Get("Last-Event-ID"); v != "" {
 		return v
 	}
-	return r.URL.Query().Get("lastEventId")
+	return q.Get("lastEventId")
 }
 
 // parseHistory reads history=N (default 0).

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,7 @@ type Handler struct {
 	drained context.CancelFunc
 	streams atomic.Int64
 	raw     hijacked // the streams on hijacked connections (out.go)
+	openers *openers
 }
 
 // New returns a handler with defaults filled in.
@@ -128,7 +130,7 @@ func New(d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{d: d}
+	h := &Handler{d: d, openers: newOpeners()}
 	h.drain, h.drained = context.WithCancel(context.Background())
 	return h
 }
@@ -153,12 +155,13 @@ func (h *Handler) draining() bool { return h.drain.Err() != nil }
 func (h *Handler) Open() int64 { return h.streams.Load() }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpose) {
-	// Admission and the stream's first bytes run on a short-lived
-	// goroutine: their deep call paths (JWT, the Lua reply, JSON, replay)
-	// would otherwise grow this goroutine's stack, which the long-lived
-	// stream loop then keeps (measured: 38 -> 30 KiB per idle stream).
-	// The hand-off through the channel orders every use of w; a panic is
-	// carried back, so the panic guard around this handler still sees it.
+	// Admission and the stream's first bytes run on another goroutine, an
+	// opener (openers.go): their deep call paths (JWT, the Lua reply, JSON,
+	// replay) would otherwise grow this goroutine's stack, which the
+	// long-lived stream loop then keeps (measured: 38 -> 30 KiB per idle
+	// stream). The hand-off through the channel orders every use of w; a
+	// panic is carried back, so the panic guard around this handler still
+	// sees it.
 	type result struct {
 		s     *session
 		panic any
@@ -169,14 +172,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	malformed := h.d.Hub.Stats().Malformed
 	sw := &statusWriter{ResponseWriter: w}
 	opened := make(chan result, 1)
-	go func() {
+	h.openers.run(func() {
 		defer func() {
 			if v := recover(); v != nil {
 				opened <- result{panic: v}
 			}
 		}()
 		opened <- result{s: h.open(sw, r, p)}
-	}()
+	})
 	res := <-opened
 	if res.panic != nil {
 		panic(res.panic)
@@ -283,7 +286,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 	if !h.join(f, s, devices, epoch) {
 		return nil
 	}
-	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactURL(r)))
+	s.log.InfoContext(r.Context(), "stream open", slog.Int("devices", len(devices)), slog.Bool("resumed", adm.Resumed), slog.String("path", web.RedactQuery(r.URL.Path, c.query)))
 	replay := c.hasCursor && (adm.Resumed || !c.expired && p == purpose.Alerts && h.position(r.Context(), &c.cur, c.claims.UserID, now))
 	s.startFailed = !s.start(r, adm, devices, c.includeStatus, c.cur, replay)
 	return s
@@ -291,6 +294,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, p purpose.Purpose
 
 // connect is a stream request's parameters, checked.
 type connect struct {
+	query         url.Values // the request's, parsed once per connect
 	claims        ticket.Claims
 	expired       bool // the ticket expired: only a resume (its cursor) may use it
 	cur           cursor
@@ -305,6 +309,7 @@ type connect struct {
 // who may not connect at all learns nothing more.
 func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 	q := f.r.URL.Query()
+	c.query = q
 	raw := q.Get("ticket")
 	if raw == "" {
 		f.deny("no ticket", ticket.ErrMissing)
@@ -321,7 +326,7 @@ func (h *Handler) parseConnect(f *refusal) (c connect, ok bool) {
 		f.deny("ticket purpose", ticket.ErrWrongPurpose)
 		return c, false
 	}
-	c.cur, c.hasCursor = parseCursor(lastEventID(f.r))
+	c.cur, c.hasCursor = parseCursor(lastEventID(f.r.Header, q))
 	if c.expired && !c.hasCursor {
 		f.deny("expired ticket without cursor", ticket.ErrExpired)
 		return c, false

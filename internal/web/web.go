@@ -14,9 +14,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -193,22 +195,36 @@ var harmlessParams = map[string]bool{"deviceId": true, "deviceIds": true, "inclu
 // value is replaced by REDACTED except those of harmlessParams, a kept
 // value is cut at 64 bytes and the whole at 512 bytes, so a ticket, token
 // or a megabyte of query never reaches a log line.
-func RedactURL(r *http.Request) string {
-	q := r.URL.Query()
-	for k, vs := range q {
-		for i, v := range vs {
+func RedactURL(r *http.Request) string { return RedactQuery(r.URL.Path, r.URL.Query()) }
+
+// RedactQuery is RedactURL of a path and its query as the handler parsed
+// it (q is left as it is), for a handler that has the query already. The
+// query is written as url.Values.Encode writes it (keys sorted, escaped).
+func RedactQuery(path string, q url.Values) string {
+	var b strings.Builder
+	b.WriteString(path)
+	sep := byte('?')
+keys:
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		key := url.QueryEscape(k)
+		for _, v := range q[k] {
 			switch {
 			case !harmlessParams[k]:
-				vs[i] = "REDACTED"
+				v = "REDACTED"
 			case len(v) > maxLoggedValue:
-				vs[i] = v[:maxLoggedValue] + "..."
+				v = v[:maxLoggedValue] + "..."
+			}
+			b.WriteByte(sep)
+			sep = '&'
+			b.WriteString(key)
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(v))
+			if b.Len() > maxLoggedURL {
+				break keys // the rest would be cut
 			}
 		}
 	}
-	out := r.URL.Path
-	if len(q) > 0 {
-		out += "?" + q.Encode()
-	}
+	out := b.String()
 	if len(out) > maxLoggedURL {
 		out = out[:maxLoggedURL] + "..."
 	}

@@ -158,6 +158,15 @@ func TestRedactURLKeepsOnlyHarmlessValuesAndIsBounded(t *testing.T) {
 	if got := RedactURL(huge); len(got) > 520 || strings.Contains(got, strings.Repeat("C", 65)) {
 		t.Fatalf("%d bytes logged", len(got))
 	}
+	long := "/" + strings.Repeat("p", 600)
+	if got := RedactURL(httptest.NewRequest("GET", long, nil)); got != long[:512]+"..." {
+		t.Fatalf("a 601-byte path without query logged as %d bytes", len(got))
+	}
+	// The handler's own parsed query is left as it was.
+	q := r.URL.Query()
+	if got := RedactQuery(r.URL.Path, q); got != want || q.Get("ticket") != "eyJsecret" {
+		t.Fatalf("RedactQuery: %s, and the query's ticket is now %q", got, q.Get("ticket"))
+	}
 }
 
 func TestOversizedHeadersGetTheSeedsBody(t *testing.T) {
