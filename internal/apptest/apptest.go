@@ -89,6 +89,9 @@ func New(t *testing.T, mutate func(*config.Config)) *Env {
 		t.Fatal(err)
 	}
 	e.App = a
+	if a.Streams != nil {
+		a.Streams.TakeConns() // as the local server
+	}
 	e.Srv = httptest.NewServer(a.Mux())
 	t.Cleanup(func() {
 		e.Srv.CloseClientConnections()

@@ -167,6 +167,12 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.App = a
+	if a.Streams != nil {
+		// Many streams in one process: each takes its connection over from
+		// net/http once admitted (internal/stream, out.go), which frees
+		// net/http's goroutine and buffers per stream.
+		a.Streams.TakeConns()
+	}
 	if err := ping(ctx, a); err != nil {
 		return nil, err
 	}
@@ -325,9 +331,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		err := s.srv.Shutdown(ctx)
 		if err == nil && a.Streams != nil {
-			// Streams on hijacked connections (internal/stream, out.go)
-			// are not the HTTP server's any more: Shutdown neither waits
-			// for them nor closes them.
+			// Streams on connections taken over (TakeConns) are not the
+			// HTTP server's any more: Shutdown neither waits for them nor
+			// closes them.
 			err = a.Streams.Wait(ctx)
 		}
 		cancel()

@@ -1,6 +1,9 @@
 package devserver_test
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +50,40 @@ func TestCloseWaitsForHijackedStreams(t *testing.T) {
 				t.Fatalf("stream still open %s after Close", wait)
 			}
 		}
+	}
+}
+
+// TestStreamsTakeTheirConnections: the local server's streams run on
+// connections taken over from net/http (TakeConns): when a stream ends its
+// connection closes, where net/http would keep it for the next request.
+func TestStreamsTakeTheirConnections(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil, devserver.Options{})
+	token, _ := login(t, s, "1")
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(s.URL, "http://"), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /sse/stream?deviceId=C01&ticket="+ticketFor(t, s, token, "data")+" HTTP/1.1\r\nHost: local.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for buf := make([]byte, 4096); !bytes.Contains(got, []byte(`"connected"`)); {
+		n, err := conn.Read(buf)
+		if got = append(got, buf[:n]...); err != nil {
+			t.Fatalf("before the connected event: %v after %q", err, got)
+		}
+	}
+	s.App.Streams.Drain()
+	rest, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("connection still open after the stream ended: %v", err)
+	}
+	if !bytes.HasSuffix(rest, []byte("\r\n0\r\n\r\n")) {
+		t.Fatalf("stream's last bytes %q, want its terminating chunk", rest)
 	}
 }

@@ -86,6 +86,7 @@ func newBenchService(b *testing.B) *benchService {
 		b.Fatal(err)
 	}
 	a.LoadScripts(context.Background()) // as the stream function and the local server do at start
+	a.Streams.TakeConns()               // as the local server
 	s := &benchService{rdb: rdb, keys: cfg.Keys, app: a, srv: httptest.NewServer(a.Mux())}
 	s.addr = s.srv.Listener.Addr().String()
 	b.Cleanup(func() {

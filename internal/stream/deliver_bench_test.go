@@ -48,7 +48,7 @@ func BenchmarkDeliver(b *testing.B) {
 			s, w := sinkSession(New(Deps{}), tc.p, nil)
 			s.noDeadline = tc.watched
 			if tc.hijacked {
-				s.out = out{conn: sinkConn{w: w}, room: chunkRoom}
+				s.out = out{raw: &rawConn{Conn: sinkConn{w: w}}, room: chunkRoom}
 				s.resetBuf()
 			}
 			m, err := pubsub.Parse(tc.kind, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
@@ -86,6 +86,7 @@ func BenchmarkDeliverTCP(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			h := New(Deps{})
+			h.TakeConns()
 			m, err := pubsub.Parse(channel.SPC, []byte(`{"deviceId":"C042","data":{"devId":"C042","Data":{"CYCN":8810,"ECYCT":36.61,"T1":220,"T2":221,"OT":57,"OPM":3}},"seq":1234,"timestamp":"2026-01-27T12:34:56.789Z"}`), time.Now())
 			if err != nil {
 				b.Fatal(err)
@@ -97,7 +98,7 @@ func BenchmarkDeliverTCP(b *testing.B) {
 				if err := s.out.rc.Flush(); err != nil {
 					b.Error(err)
 				}
-				if hijack && !s.out.hijack(r, &h.raw) {
+				if hijack && !h.conns.take(s, r) {
 					b.Error("not hijacked")
 				}
 				s.resetBuf()
@@ -124,7 +125,9 @@ func BenchmarkDeliverTCP(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/delivery")
-			s.out.end(time.Now().Add(time.Second))
+			if hijack {
+				s.out.raw.(*rawConn).end(time.Now().Add(time.Second))
+			}
 			close(done)
 			if err := <-read; err != nil {
 				b.Fatal(err)

@@ -23,7 +23,7 @@ import (
 // session is one open stream after admission.
 type session struct {
 	h       *Handler
-	out     out // net/http's writer or the hijacked connection (out.go)
+	out     out // net/http's writer or the connection taken over (out.go)
 	purpose purpose.Purpose
 	lease   registry.Lease
 	log     *slog.Logger
@@ -139,7 +139,7 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 	if !s.flush() {
 		return false
 	}
-	if s.out.hijack(r, &h.raw) {
+	if h.conns != nil && h.conns.take(s, r) {
 		s.resetBuf() // with the room for the chunk's size line
 		s.deadlineCleared()
 	}

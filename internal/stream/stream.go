@@ -88,7 +88,7 @@ type Handler struct {
 	drain   context.Context
 	drained context.CancelFunc
 	streams atomic.Int64
-	raw     hijacked // the streams on hijacked connections (out.go)
+	conns   conns // nil unless TakeConns: streams stay on net/http's writer (out.go)
 	openers *openers
 }
 
@@ -191,24 +191,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, p purpose.Purpos
 	}
 	h.countOpen(s, began)
 	h.streams.Add(1)
-	if s.out.conn == nil {
+	if s.out.raw == nil {
 		h.run(r.Context(), s, malformed)
 		return
 	}
-	// Hijacked (out.go): the stream goes on by itself, and returning frees
-	// net/http's goroutine and buffers of this connection.
-	go func() {
-		defer h.raw.remove(&s.out) // last: the response is over
-		defer func() {
-			// net/http's guard (web.Wrap, its own recover) is no longer
-			// around this goroutine.
-			if v := recover(); v != nil {
-				h.d.Log.ErrorContext(s.out.ctx, "stream panic", slog.Any("panic", v))
-			}
-		}()
-		defer func() { s.out.end(time.Now().Add(s.writeBudget())) }()
-		h.run(s.out.ctx, s, malformed)
-	}()
+	// Taken over (out.go): the stream goes on by itself, and returning
+	// frees net/http's goroutine and buffers of this connection.
+	h.conns.serve(s, malformed)
 }
 
 // run serves an admitted stream whose first events are written until it

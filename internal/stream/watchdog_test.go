@@ -180,6 +180,7 @@ func newUnitWith(t *testing.T, queue int, mutate func(*Deps)) *unit {
 		mutate(&d)
 	}
 	u.h = New(d)
+	u.h.TakeConns() // as the local server: TestStalledWriteOverTCPEndsTheStream's stream is taken over
 	return u
 }
 
