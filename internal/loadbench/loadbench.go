@@ -264,6 +264,10 @@ func brief(r Run) string {
 			res.Delivery.Achieved, res.Delivery.Nominal, res.Delivery.Lost)
 	}
 	s += fmt.Sprintf(`, other %.2f cores`, max(res.MachineBusy.OtherIdle, res.MachineBusy.OtherLoad))
+	if c := res.ConnectCPU; c.Seconds > 0 {
+		s += fmt.Sprintf("; connect CPU µs/connect server %.0f, Redis %.0f, loadcmp %.0f (busy %.2f, other %.2f cores)",
+			c.Server, c.Redis, c.Harness, c.BusyCores, c.OtherCores)
+	}
 	if p := res.Problems(); len(p) > 0 {
 		s += " NOT CLEAN: " + strings.Join(p, ", ")
 	}

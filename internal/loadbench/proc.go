@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,7 +162,15 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 	defer errLog.Close()
 	lc.Stderr = errLog
 	lc.SysProcAttr = procAttr()
-	runErr := lc.Run()
+	if err := lc.Start(); err != nil {
+		return Result{}, fmt.Errorf("loadcmp: %w", err)
+	}
+	serverLog := filepath.Join(dir, "server.log")
+	stopSampling := make(chan struct{})
+	sampled := sampleConnect(serverLog, []int{srv.cmd.Process.Pid, rds.cmd.Process.Pid, lc.Process.Pid}, stopSampling)
+	runErr := lc.Wait()
+	close(stopSampling)
+	samples := <-sampled
 	_ = os.WriteFile(filepath.Join(dir, "loadcmp.out"), stdout.Bytes(), 0o644)
 	if runErr != nil {
 		return Result{}, fmt.Errorf("loadcmp: %w (see %s)", runErr, dir)
@@ -170,19 +179,24 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 	if err != nil {
 		return Result{}, err
 	}
-	return res, appendResult(c, b, k, label, stdout.Bytes())
+	if opens, err := openTimes(serverLog); err == nil {
+		p50 := time.Duration(res.Connect.P50ms * float64(time.Millisecond))
+		res.ConnectCPU = connectCPU(samples, opens, p50, res.Connect.OK, runtime.NumCPU())
+	}
+	return res, appendResult(c, b, k, label, stdout.Bytes(), res.ConnectCPU)
 }
 
 // appendResult adds the run's loadcmp JSON line, labelled, to Work/results.jsonl.
-func appendResult(c Config, b Binary, k Kind, label string, stdout []byte) error {
+func appendResult(c Config, b Binary, k Kind, label string, stdout []byte, cpu ConnectCPU) error {
 	lines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
 	line, err := json.Marshal(struct {
-		Run     string          `json:"run"`
-		Binary  string          `json:"binary"`
-		Spec    string          `json:"spec"`
-		Kind    string          `json:"kind"`
-		Loadcmp json.RawMessage `json:"loadcmp"`
-	}{label, b.Name, b.Spec, k.String(), json.RawMessage(lines[len(lines)-1])})
+		Run        string          `json:"run"`
+		Binary     string          `json:"binary"`
+		Spec       string          `json:"spec"`
+		Kind       string          `json:"kind"`
+		Loadcmp    json.RawMessage `json:"loadcmp"`
+		ConnectCPU ConnectCPU      `json:"connect_cpu"`
+	}{label, b.Name, b.Spec, k.String(), json.RawMessage(lines[len(lines)-1]), cpu})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type Result struct {
 	Connect struct {
 		OK           int     `json:"ok"`
 		Failed       int     `json:"failed"`
+		P50ms        float64 `json:"p50_ms"`
 		P99ms        float64 `json:"p99_ms"`
 		AllConnected float64 `json:"all_connected_s"`
 	} `json:"connect"`
@@ -46,6 +47,8 @@ type Result struct {
 		OtherIdle float64 `json:"other_idle_cores"`
 		OtherLoad float64 `json:"other_load_cores"`
 	} `json:"machine_busy"`
+	// ConnectCPU is loadbench's own: loadcmp does not measure the connect phase's CPU.
+	ConnectCPU ConnectCPU `json:"-"`
 }
 
 // noisyCores is loadcmp's own threshold: CPU charged to neither the servers nor the harness
@@ -132,11 +135,13 @@ func Summary(w io.Writer, runs []Run, binaries []string, kinds []Kind) error {
 					maxOf(rs, func(r Result) float64 { return float64(r.Delivery.Reordered) }))
 			}, k)
 			row(label+": connect all up s / p99 ms", connectCell, k)
+			row(label+": "+connectCPULabel, connectCPUCell, k)
 		case KindIdle:
 			row("idle: RSS per idle stream KiB", func(rs []Result) string {
 				return fmt.Sprintf("%.1f", med(rs, func(r Result) float64 { return r.Servers[0].IdleKiBPerStream }))
 			}, k)
 			row("idle: connect all up s / p99 ms", connectCell, k)
+			row("idle: "+connectCPULabel, connectCPUCell, k)
 		case KindSweep:
 			label := fmt.Sprintf("sweep %sk/s nominal", kilo(nominalOf(runs, k)))
 			row(label+": achieved k/s, loss %", func(rs []Result) string {
@@ -175,6 +180,22 @@ func Summary(w io.Writer, runs []Run, binaries []string, kinds []Kind) error {
 func connectCell(rs []Result) string {
 	return fmt.Sprintf("%.2f / %.1f", med(rs, func(r Result) float64 { return r.Connect.AllConnected }),
 		med(rs, func(r Result) float64 { return r.Connect.P99ms }))
+}
+
+const connectCPULabel = "connect CPU µs/connect server / Redis / loadcmp (busy, other cores)"
+
+// connectCPUCell is the medians of the connect phase's CPU; "-" when it was not measured (no
+// /proc).
+func connectCPUCell(rs []Result) string {
+	if med(rs, func(r Result) float64 { return r.ConnectCPU.Seconds }) == 0 {
+		return "-"
+	}
+	c := func(f func(ConnectCPU) float64) float64 {
+		return med(rs, func(r Result) float64 { return f(r.ConnectCPU) })
+	}
+	return fmt.Sprintf("%.0f / %.0f / %.0f (%.2f, %.2f)", c(func(c ConnectCPU) float64 { return c.Server }),
+		c(func(c ConnectCPU) float64 { return c.Redis }), c(func(c ConnectCPU) float64 { return c.Harness }),
+		c(func(c ConnectCPU) float64 { return c.BusyCores }), c(func(c ConnectCPU) float64 { return c.OtherCores }))
 }
 
 // saturation is the highest sweep rate whose median run lost nothing, as deliveries/s nominal,

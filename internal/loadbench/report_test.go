@@ -94,15 +94,17 @@ func TestSummary(t *testing.T) {
 		{"after", s1, 1, result(3, 6, 1, 0, 150000, 0)},
 		{"after", s2, 1, result(3, 6, 1, 0, 200000, 0)},
 	}
+	runs[3].Result.ConnectCPU = ConnectCPU{Seconds: 0.3, Server: 250, Redis: 90, Harness: 200, BusyCores: 1.9, OtherCores: 0.05}
 	var b strings.Builder
 	if err := Summary(&b, runs, []string{"before", "after"}, []Kind{a, s1, s2}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	for _, want := range []string{
-		"0.00 / 6.00 / 0.00|", // before's p99: the median of 5, 7 and 6
-		"14.0 (15.0)|",        // before's CPU: median 14 without Redis, 15 with it
-		"7.0 (8.0)|",          // after: its one run
+		"0.00 / 6.00 / 0.00|",              // before's p99: the median of 5, 7 and 6
+		"14.0 (15.0)|",                     // before's CPU: median 14 without Redis, 15 with it
+		"7.0 (8.0)|",                       // after: its one run
+		"-|  250 / 90 / 200 (1.90, 0.05)|", // the connect phase's CPU: not measured before
 		"sweep 150k/s nominal", "sweep 200k/s nominal",
 		">= 150k/s; 200k/s loses 4.70 %|", // before saturates between the two rates
 		">= 200k/s|",                      // after does not within the sweep
