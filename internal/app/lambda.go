@@ -13,7 +13,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdaurl"
+
+	"github.com/machinedash/sse/internal/urlfn"
 )
 
 // shutdownGrace bounds the wait, after SIGTERM, for the open responses to
@@ -43,7 +44,7 @@ func (a *App) StartStream(h http.Handler) {
 		a.Metrics.Flush() // the figures since the last line, before the process goes
 		os.Exit(0)
 	}()
-	serve := lambdaurl.Wrap(h)
+	serve := urlfn.Streaming(h)
 	lambda.Start(func(ctx context.Context, req *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		done := open.begin()
 		resp, err := serve(ctx, req)

@@ -3,7 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdaurl"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/machinedash/sse/internal/redistest"
 	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
+	"github.com/machinedash/sse/internal/urlfn"
 )
 
 // TestStalledWriteWithoutDeadlineEndsWithinTheWriteTimeout: lambdaurl's
@@ -222,15 +222,19 @@ func (w *stallWriter) wait(t *testing.T, text string, bounded <-chan time.Time) 
 	}
 }
 
-// TestStalledWriteThroughLambdaURLsWriter: the same through the writer the
-// stream function really has (lambdaurl's, which writes into a pipe to the
-// Runtime API client and takes no deadline): the platform stops reading,
-// the write blocks, and the stream still ends after writeTimeout.
-func TestStalledWriteThroughLambdaURLsWriter(t *testing.T) {
+// TestStalledWriteThroughTheStreamFunctionsWriter: the same through the
+// writer the stream function really has (urlfn.Streaming's, which buffers
+// for the Runtime API client's POST and takes a write deadline): the
+// platform stops reading, the writes fill the buffer to its limit, the
+// next one waits, and the stream still ends after the write timeout. The
+// stream's clock does not move: the write deadline ends it, not the
+// watchdog of a write without one.
+func TestStalledWriteThroughTheStreamFunctionsWriter(t *testing.T) {
 	t.Parallel()
-	u := newUnit(t, 0)
+	const stall = 300 * time.Millisecond // Timing.WriteTimeout (10s by default)
+	u := newUnitWith(t, 1024, func(d *Deps) { d.Timing.WriteTimeout = stall })
 	tk := u.ticket("1", "C01")
-	resp, err := lambdaurl.Wrap(u.h.Alerts())(context.Background(), &events.LambdaFunctionURLRequest{
+	resp, err := urlfn.Streaming(u.h.Alerts())(context.Background(), &events.LambdaFunctionURLRequest{
 		RawPath: "/sse/alerts", RawQueryString: "ticket=" + url.QueryEscape(tk),
 		RequestContext: events.LambdaFunctionURLRequestContext{
 			DomainName: "example.lambda-url.eu-central-1.on.aws",
@@ -240,27 +244,28 @@ func TestStalledWriteThroughLambdaURLsWriter(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%v %+v", err, resp)
 	}
-	body := resp.Body.(io.ReadCloser)
-	t.Cleanup(func() { body.Close() }) // unblocks the abandoned write
+	t.Cleanup(func() { resp.Close() })
 	buf := make([]byte, 64<<10)
-	n, err := body.Read(buf) // the first events, then the "platform" stops reading
-	if err != nil || !strings.Contains(string(buf[:n]), `"connected"`) {
-		t.Fatalf("first read %q %v", buf[:n], err)
+	for got := ""; !strings.Contains(got, `"connected"`); { // the first events, then the "platform" stops reading
+		n, err := resp.Read(buf)
+		if err != nil {
+			t.Fatalf("before the connected event: %q %v", got, err)
+		}
+		got += string(buf[:n])
 	}
-	if err := u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), `{"deviceId":"C01","alert":{"n":1}}`).Err(); err != nil {
-		t.Fatal(err)
+	// Alerts of 48 KiB: the third finds the buffer past its limit.
+	payload := fmt.Sprintf(`{"deviceId":"C01","alert":{"pad":%q}}`, strings.Repeat("x", 48<<10))
+	for range 10 {
+		if err := u.rdb.Publish(t.Context(), u.keys.Channel(channel.Alert), payload).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := u.clock.BlockUntilContext(ctx, 3); err != nil { // heartbeat, rotation, watchdog
-		t.Fatalf("no watched write: %v", err)
-	}
-	u.clock.Advance(writeTimeout)
+	deadline := time.After(5 * time.Second)
 	for u.h.Open() != 0 || !strings.Contains(u.logs.String(), `"reason":"write-stalled"`) {
 		select {
-		case <-ctx.Done():
-			t.Fatalf("stream still open after the write timeout (%d open):\n%s", u.h.Open(), u.logs.String())
-		case <-time.After(5 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("stream still open after the write timeout (%d open):\n%.2000s", u.h.Open(), u.logs.String())
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	if counts, _, err := u.reg.List(t.Context(), "1", u.clock.Now()); err != nil || counts.Alerts != 0 {

@@ -1,11 +1,14 @@
-// Package urlfn serves an http.Handler on a BUFFERED Lambda function URL.
+// Package urlfn serves an http.Handler on a Lambda function URL: Buffered
+// on a BUFFERED one, Streaming (stream.go) on a RESPONSE_STREAM one.
 //
 // lambdaurl speaks only the streaming payload (prelude, NULs, body), which a
-// BUFFERED URL cannot read; this adapter returns the one JSON response
-// object a BUFFERED URL expects. Invariants: the handler sees the request as
+// BUFFERED URL cannot read; Buffered returns the one JSON response object a
+// BUFFERED URL expects. Invariants of both: the handler sees the request as
 // the function URL received it (method, path, query, headers, cookies,
-// body, source IP as RemoteAddr); a body that is not valid UTF-8 is sent
-// base64-encoded; Set-Cookie headers become the response's cookies.
+// body, source IP as RemoteAddr), and an event that is not a request is
+// answered with the 400 of web.ErrMalformedRequest; Set-Cookie headers
+// become the response's cookies. Buffered sends a body that is not valid
+// UTF-8 base64-encoded.
 package urlfn
 
 import (
@@ -28,16 +31,26 @@ type Handler func(ctx context.Context, req events.LambdaFunctionURLRequest) (eve
 func Buffered(h http.Handler) Handler {
 	return func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 		w := &recorder{header: http.Header{}}
-		r, err := request(ctx, req)
-		if err != nil {
-			// No request to hand on: the table's 400, answered for the
-			// event itself (a 4xx, so Fail logs nothing).
-			web.Fail(w, new(http.Request).WithContext(ctx), nil, web.ErrMalformedRequest)
-			return w.response(), nil
-		}
-		h.ServeHTTP(w, r)
+		r, serve := prepare(ctx, req, h)
+		serve.ServeHTTP(w, r)
 		return w.response(), nil
 	}
+}
+
+// prepare is the request h is to serve for req, or, for an event that is
+// no request, the table's 400 in h's place.
+func prepare(ctx context.Context, req events.LambdaFunctionURLRequest, h http.Handler) (*http.Request, http.Handler) {
+	r, err := request(ctx, req)
+	if err != nil {
+		// No request to hand on: the 400 is answered for the event itself
+		// (a 4xx, so Fail logs nothing).
+		return new(http.Request).WithContext(ctx), http.HandlerFunc(malformed)
+	}
+	return r, h
+}
+
+func malformed(w http.ResponseWriter, r *http.Request) {
+	web.Fail(w, r, nil, web.ErrMalformedRequest)
 }
 
 func request(ctx context.Context, req events.LambdaFunctionURLRequest) (*http.Request, error) {
