@@ -43,7 +43,7 @@ import (
 // the stream's last bytes. The request handler returns at once and the
 // stream runs on a goroutine of its own, which frees net/http's.
 //
-// The Lambda functions never call TakeConns (lambdaurl's writer cannot be
+// The Lambda functions never call TakeConns (urlfn's writer cannot be
 // hijacked anyway), and all of the takeover is reached only through the
 // interfaces conns and rawWriter, whose implementations only TakeConns
 // creates: their binaries do not carry it.
@@ -72,7 +72,8 @@ func (o *out) write(b []byte) error {
 	if o.raw != nil {
 		return o.raw.write(b, o.room)
 	}
-	// A writer without Flush (lambdaurl) sends every Write at once.
+	// A writer without Flush sends every Write at once (urlfn.Streaming's
+	// Flush only sends the head).
 	if _, err := o.w.Write(b); err != nil {
 		return err
 	}

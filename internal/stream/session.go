@@ -39,7 +39,7 @@ type session struct {
 	written   int64 // bytes written, for Timing.MaxBytes
 
 	// The write watchdog (watchdog.go).
-	noDeadline  bool            // the writer takes no write deadline (lambdaurl)
+	noDeadline  bool            // the writer takes no write deadline (watchedWrite)
 	stalled     bool            // a write timed out: the writer is never touched again
 	wrote       chan error      // result of the watched write
 	watch       clockwork.Timer // bounds the watched write

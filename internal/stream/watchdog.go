@@ -12,9 +12,11 @@ import (
 // it supports:
 //
 //   - A write that does not return within Timing.WriteTimeout ends the
-//     stream. The local server's connection (out.go) takes a write
-//     deadline; lambdaurl's writer does not (http.ErrNotSupported), so
-//     there the write runs on a goroutine of its own, watched by a timer of the injected clock. A
+//     stream. The local server's connection (out.go) and the stream
+//     function's writer (urlfn.Streaming) take a write deadline; on a
+//     writer that does not (http.ErrNotSupported: lambdaurl's,
+//     httptest's recorder, a wrapper without Unwrap) the write runs on a
+//     goroutine of its own, watched by a timer of the injected clock. A
 //     stalled write is abandoned, not interrupted: nothing touches the
 //     writer again, the lease is released and the end is logged at once,
 //     and the invocation itself finishes when the platform takes the bytes
