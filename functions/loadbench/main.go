@@ -5,6 +5,7 @@
 // with the machine otherwise idle; it warns about every run that was not.
 //
 //	go run ./functions/loadbench -runs 3 before=/work/perf/local-before after=HEAD
+//	go run ./functions/loadbench -kinds a,sweep w0=HEAD w2=HEAD,STREAM_FLUSH_INTERVAL=2ms
 package main
 
 import (
@@ -38,7 +39,7 @@ func main() {
 	flag.DurationVar(&c.SweepWarmup, "sweep-warmup", 5*time.Second, "sweep: load before the window")
 	kinds := flag.String("kinds", "a,idle,sweep", "which runs: a (workload a), idle (-rate 0), sweep")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./functions/loadbench [flags] NAME=PATH-OR-REVISION...\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./functions/loadbench [flags] NAME=PATH-OR-REVISION[,VAR=VALUE...]...\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

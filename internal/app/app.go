@@ -273,7 +273,7 @@ func assemble(cfg config.Config, rdb *redis.Client, log *slog.Logger, clock cloc
 			Timing: stream.Timing{
 				Heartbeat: cfg.HeartbeatInterval, RealtimeMin: cfg.RealtimeMinInterval,
 				MaxDuration: cfg.StreamMaxDuration, RotationWindow: cfg.RotationWindow,
-				MaxBytes: int64(cfg.StreamMaxBytes),
+				MaxBytes: int64(cfg.StreamMaxBytes), FlushInterval: cfg.StreamFlushInterval,
 			},
 		})
 	}

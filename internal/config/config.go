@@ -36,10 +36,12 @@ const (
 	// DefaultStreamMaxBytes keeps a stream well inside the 6 MB that a
 	// streamed function URL response sends at full speed (then 2 MB/s).
 	DefaultStreamMaxBytes = 4 << 20
-	MinStreamMaxDuration  = 5 * time.Second // STREAM_MAX_DURATION (and -max-stream) at least
-	MaxStreamMaxDuration  = 24 * time.Hour
-	PolicyEvictOldest     = "evict-oldest"
-	PolicyReject          = "reject"
+	// DefaultStreamFlushInterval: see STREAM_FLUSH_INTERVAL in the README.
+	DefaultStreamFlushInterval = 0
+	MinStreamMaxDuration       = 5 * time.Second // STREAM_MAX_DURATION (and -max-stream) at least
+	MaxStreamMaxDuration       = 24 * time.Hour
+	PolicyEvictOldest          = "evict-oldest"
+	PolicyReject               = "reject"
 	// MaxConcurrencyLimit is the platform's largest per-environment
 	// concurrency of Lambda Managed Instances.
 	MaxConcurrencyLimit = 1600
@@ -71,6 +73,7 @@ type Config struct {
 	RotationWindow        time.Duration // STREAM_ROTATION_WINDOW: jitter window before the end
 	MaxTicketsPerMinute   int           // MAX_TICKETS_PER_MINUTE: tickets issued per user per minute
 	StreamMaxBytes        int           // STREAM_MAX_BYTES: rotate after writing this much
+	StreamFlushInterval   time.Duration // STREAM_FLUSH_INTERVAL: least time between two writes of a stream
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Keys     Keys
@@ -126,6 +129,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RotationWindow:        p.duration("STREAM_ROTATION_WINDOW", DefaultRotationWindow, 0, 10*time.Minute),
 		MaxTicketsPerMinute:   p.integer("MAX_TICKETS_PER_MINUTE", DefaultMaxTicketsPerMinute, 1, 100000),
 		StreamMaxBytes:        p.integer("STREAM_MAX_BYTES", DefaultStreamMaxBytes, 64<<10, 200<<20),
+		StreamFlushInterval:   p.duration("STREAM_FLUSH_INTERVAL", DefaultStreamFlushInterval, 0, time.Second),
 		LogLevel:              p.level("LOG_LEVEL"),
 		Keys:                  p.keys(),
 		MaxConcurrency:        p.integer("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, MaxConcurrencyLimit),

@@ -49,21 +49,33 @@ func (k Kind) String() string {
 // Binary is one column of the table: a local-server binary, given as a path or built from a
 // git revision of Config.Repo.
 type Binary struct {
-	Name string // column header
-	Spec string // an executable file, or a git revision
-	path string // the executable, once resolved
+	Name string   // column header
+	Spec string   // an executable file, or a git revision
+	Env  []string // VAR=VALUE added to the server's environment
+	path string   // the executable, once resolved
 }
 
-// ParseBinary reads NAME=PATH-OR-REVISION (a bare value is its own name).
+// ParseBinary reads NAME=PATH-OR-REVISION[,VAR=VALUE...] (a bare value is its own name):
+// the same binary can then be a column per setting, e.g. w2=HEAD,STREAM_FLUSH_INTERVAL=2ms.
 func ParseBinary(s string) (Binary, error) {
-	name, spec, ok := strings.Cut(s, "=")
+	head, vars, _ := strings.Cut(s, ",")
+	name, spec, ok := strings.Cut(head, "=")
 	if !ok {
-		name, spec = s, s
+		name, spec = head, head
 	}
 	if name == "" || spec == "" {
 		return Binary{}, fmt.Errorf("loadbench: binary %q: want NAME=PATH or NAME=REVISION", s)
 	}
-	return Binary{Name: name, Spec: spec}, nil
+	b := Binary{Name: name, Spec: spec}
+	if vars != "" {
+		for _, v := range strings.Split(vars, ",") {
+			if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+				return Binary{}, fmt.Errorf("loadbench: binary %q: %q is not VAR=VALUE", s, v)
+			}
+			b.Env = append(b.Env, v)
+		}
+	}
+	return b, nil
 }
 
 // Config is what to run. Zero values are not defaults: the command's flags give them.

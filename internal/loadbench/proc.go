@@ -119,6 +119,7 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 		"ACCESS_TOKEN_SECRET=" + accessSecret, "STREAM_TICKET_SECRET=" + ticketSecret,
 		"REALTIME_MIN_INTERVAL=0", "MAX_STREAMS_PER_IP=" + strconv.Itoa(max(5000, c.Streams)),
 	}
+	env = append(env, b.Env...) // later wins: a binary's own settings
 	srvAddr := fmt.Sprintf("127.0.0.1:%d", srvPort)
 	srv, err := start(ctx, dir, "server.log", env, b.path, "-addr", srvAddr, "-simulate=false")
 	if err != nil {

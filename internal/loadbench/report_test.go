@@ -115,3 +115,19 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBinary(t *testing.T) {
+	t.Parallel()
+	b, err := ParseBinary("w2=HEAD,STREAM_FLUSH_INTERVAL=2ms,LOG_LEVEL=warn")
+	if err != nil || b.Name != "w2" || b.Spec != "HEAD" || len(b.Env) != 2 || b.Env[0] != "STREAM_FLUSH_INTERVAL=2ms" || b.Env[1] != "LOG_LEVEL=warn" {
+		t.Fatalf("%+v, %v", b, err)
+	}
+	if b, err := ParseBinary("HEAD"); err != nil || b.Name != "HEAD" || b.Spec != "HEAD" || b.Env != nil {
+		t.Fatalf("%+v, %v", b, err)
+	}
+	for _, bad := range []string{"=HEAD", "w=", "w=HEAD,NOVALUE", "w=HEAD,=1"} {
+		if _, err := ParseBinary(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func TestByteLimitHoldsWithinABatch(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	s, w := sinkSession(New(Deps{Hub: hub, Clock: clock, Timing: Timing{MaxBytes: limit}}), purpose.Data, sub)
-	_, reason, ok := s.send(clock.Now())
+	_, _, reason, ok := s.send(clock.Now())
 	if ok || reason != endBytes {
 		t.Fatalf("send: ok %v, reason %q; want the byte-limit end", ok, reason)
 	}

@@ -132,6 +132,7 @@ func processCPU() time.Duration {
 type sinkWriter struct {
 	header http.Header
 	events atomic.Int64 // events written ("\n\n" ends each)
+	writes atomic.Int64 // Write calls
 }
 
 func (w *sinkWriter) written() int { return int(w.events.Load()) }
@@ -140,6 +141,7 @@ func (w *sinkWriter) Header() http.Header { return w.header }
 func (w *sinkWriter) WriteHeader(int)     {}
 func (w *sinkWriter) Write(p []byte) (int, error) {
 	w.events.Add(int64(bytes.Count(p, []byte("\n\n"))))
+	w.writes.Add(1)
 	return len(p), nil
 }
 func (w *sinkWriter) FlushError() error                { return nil }

@@ -32,6 +32,7 @@ type session struct {
 	end     time.Time // when the stream rotates
 	devices []string  // the devices it carries (alerts: follows ownership)
 
+	flushedAt time.Time // when send last wrote (Timing.FlushInterval)
 	writeBy   time.Time // the write deadline last set
 	armedAt   time.Time // when it was set (with its monotonic reading)
 	armedFull bool      // it was set with the full write timeout
@@ -162,10 +163,13 @@ func (s *session) loop(ctx context.Context) string {
 	defer heartbeat.Stop()
 	rotate := clk.AfterFunc(s.end.Sub(clk.Now()), func() { rotateDue.Store(true); s.sub.Wake() })
 	defer rotate.Stop()
-	var throttle clockwork.Timer
+	var throttle, held clockwork.Timer
+	var heldArmed atomic.Bool
 	defer func() {
-		if throttle != nil {
-			throttle.Stop()
+		for _, t := range []clockwork.Timer{throttle, held} {
+			if t != nil {
+				t.Stop()
+			}
 		}
 	}()
 	// The client leaving and the drain wake the loop through Ready (no
@@ -189,9 +193,17 @@ func (s *session) loop(ctx context.Context) string {
 			// Ready was taken for both: what is queued goes now.
 		}
 		now := clk.Now()
-		next, reason, ok := s.send(now)
+		next, hold, reason, ok := s.send(now)
 		if !ok {
 			return reason
+		}
+		if !hold.IsZero() && !heldArmed.Load() {
+			heldArmed.Store(true)
+			if held == nil {
+				held = clk.AfterFunc(hold.Sub(now), func() { heldArmed.Store(false); s.sub.Wake() })
+			} else {
+				held.Reset(hold.Sub(now))
+			}
 		}
 		if !next.IsZero() && !throttleArmed.Load() {
 			throttleArmed.Store(true)
@@ -250,7 +262,14 @@ func (s *session) beat(ctx context.Context) (string, bool) {
 // send writes what the queue lets go at now. next is when a held-back
 // realtime update becomes due (zero if none); it returns why the stream
 // ended when it must end.
-func (s *session) send(now time.Time) (next time.Time, reason string, ok bool) {
+//
+// With Timing.FlushInterval, the events framed within the interval after
+// send's last write are not written yet: hold is when they go (zero when
+// nothing waits). A burst then costs two writes, not one per wake-up,
+// while an event after a quiet spell goes at once. Held events are in the
+// buffer, so every other write (a heartbeat, the last event) takes them
+// along, and spent counts them; a buffer past maxKeptBuf goes at once.
+func (s *session) send(now time.Time) (next, hold time.Time, reason string, ok bool) {
 	h := s.h
 	msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
 	for _, m := range msgs {
@@ -267,15 +286,21 @@ func (s *session) send(now time.Time) (next time.Time, reason string, ok bool) {
 	if overflowed {
 		// The client reads too slowly to get everything: end, and let
 		// its resume replay what it missed.
-		return next, s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
-	}
-	if !s.flush() {
-		return next, s.writeEnd(), false
+		return next, hold, s.finish(endOverflow, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
 	}
 	if s.spent() {
-		return next, s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
+		return next, hold, s.finish(endBytes, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter)), false
 	}
-	return next, "", true
+	if n := len(s.buf) - s.out.room; n > 0 {
+		if due := s.flushedAt.Add(h.d.Timing.FlushInterval); now.Before(due) && n < maxKeptBuf {
+			return next, due, "", true
+		}
+		if !s.flush() {
+			return next, hold, s.writeEnd(), false
+		}
+		s.flushedAt = now
+	}
+	return next, hold, "", true
 }
 
 // endTime is when the stream rotates: before the invocation deadline (with

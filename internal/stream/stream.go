@@ -60,6 +60,11 @@ type Timing struct {
 	// WriteTimeout ends a stream whose write has not returned by then
 	// (write-stalled); default 10s.
 	WriteTimeout time.Duration
+	// FlushInterval is the least time between two writes of a stream's
+	// events: what comes after a quiet spell goes at once, what follows
+	// within the interval waits and goes with one write at its end
+	// (session.send). 0: every wake-up writes.
+	FlushInterval time.Duration // STREAM_FLUSH_INTERVAL
 }
 
 // Deps are the handler's collaborators.
