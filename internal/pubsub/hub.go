@@ -175,6 +175,19 @@ func (s *Subscription) Ready() <-chan struct{} { return s.queue.Ready() }
 // client left, the process drains: see stream's loop). It never blocks.
 func (s *Subscription) Wake() { s.queue.wake() }
 
+// Hold makes messages queue without signalling Ready, until Release: the
+// stream holds back what it has for a timer of its own that will take
+// everything at once (stream's Timing.FlushInterval), and a wake-up per
+// message meanwhile would only find it waiting. The subscription's end and
+// Wake still signal.
+func (s *Subscription) Hold() { s.queue.held.Store(true) }
+
+// Release ends Hold and signals Ready.
+func (s *Subscription) Release() {
+	s.queue.held.Store(false)
+	s.queue.wake()
+}
+
 // Drain takes the queued messages that may be sent at now (Queue.Drain).
 func (s *Subscription) Drain(now time.Time, dst []*Message) (out []*Message, next time.Time, overflowed bool) {
 	return s.queue.Drain(now, dst)

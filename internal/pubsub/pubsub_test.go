@@ -309,3 +309,45 @@ func TestSubscribeUnavailable(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestQueueHold: a held queue takes messages without signalling Ready;
+// Release signals it, and Drain finds them. Wake and the end still signal.
+func TestQueueHold(t *testing.T) {
+	t.Parallel()
+	q := newQueue(8, 0)
+	s := &Subscription{queue: q, done: make(chan struct{})}
+	ready := func() bool {
+		select {
+		case <-q.Ready():
+			return true
+		default:
+			return false
+		}
+	}
+	s.Hold()
+	q.Offer(msg(channel.SPC, "A", 1))
+	q.Offer(msg(channel.SPC, "A", 2))
+	if ready() {
+		t.Fatal("a held queue signalled Ready for a message")
+	}
+	s.Wake()
+	if !ready() {
+		t.Fatal("Wake did not signal a held queue")
+	}
+	s.Release()
+	if !ready() {
+		t.Fatal("Release did not signal Ready")
+	}
+	if got, _, _ := q.Drain(t0, nil); drained(got) != "A=1 A=2" {
+		t.Fatalf("drained %q after the hold", drained(got))
+	}
+	q.Offer(msg(channel.SPC, "A", 3))
+	if !ready() {
+		t.Fatal("a released queue did not signal Ready for a message")
+	}
+	s.Hold()
+	s.end(Lost)
+	if !ready() {
+		t.Fatal("the end did not signal a held queue")
+	}
+}

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,8 @@ type Queue struct {
 	dropped    int
 	coalesced  int
 	notify     chan struct{}
+	// held: Offer queues without signalling Ready (Subscription.Hold).
+	held atomic.Bool
 }
 
 // newQueue returns a queue holding at most capacity non-realtime messages,
@@ -42,7 +45,7 @@ func newQueue(capacity int, interval time.Duration) *Queue {
 	}
 }
 
-// Offer adds m without blocking and wakes the writer.
+// Offer adds m without blocking and wakes the writer, unless it is held.
 func (q *Queue) Offer(m *Message) {
 	q.mu.Lock()
 	switch {
@@ -60,7 +63,11 @@ func (q *Queue) Offer(m *Message) {
 		q.fifo = append(q.fifo, m)
 	}
 	q.mu.Unlock()
-	q.wake()
+	// After the message is queued: a release that clears held after this
+	// load wakes the writer, whose Drain then finds it.
+	if !q.held.Load() {
+		q.wake()
+	}
 }
 
 // wake signals Ready without blocking.
@@ -71,8 +78,8 @@ func (q *Queue) wake() {
 	}
 }
 
-// Ready is signalled (capacity 1, so it coalesces) after every Offer and
-// every wake.
+// Ready is signalled (capacity 1, so it coalesces) after every Offer not
+// held and every wake.
 func (q *Queue) Ready() <-chan struct{} { return q.notify }
 
 // Drain appends to dst every queued message that may be sent at now: the

@@ -198,9 +198,11 @@ func (s *session) loop(ctx context.Context) string {
 			return reason
 		}
 		if !hold.IsZero() && !heldArmed.Load() {
+			// Until the timer: messages queue without waking the loop.
 			heldArmed.Store(true)
+			s.sub.Hold()
 			if held == nil {
-				held = clk.AfterFunc(hold.Sub(now), func() { heldArmed.Store(false); s.sub.Wake() })
+				held = clk.AfterFunc(hold.Sub(now), func() { heldArmed.Store(false); s.sub.Release() })
 			} else {
 				held.Reset(hold.Sub(now))
 			}
