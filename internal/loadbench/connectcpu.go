@@ -53,7 +53,7 @@ func sampleConnect(serverLog string, pids []int, stop <-chan struct{}) <-chan []
 			for i, pid := range pids {
 				s.cpu[i] = processCPU(pid)
 			}
-			s.busy, s.total = machineJiffies()
+			s.busy, _, s.total = machineJiffies()
 			samples = append(samples, s)
 			if st, err := os.Stat(serverLog); err == nil {
 				if size >= 0 && st.Size() != size {
@@ -94,16 +94,17 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(n)
 }
 
-// machineJiffies reads /proc/stat's cpu line: busy (all but idle and iowait) and total.
-func machineJiffies() (busy, total int64) {
+// machineJiffies reads /proc/stat's cpu line: busy (all but idle and iowait), steal (what the
+// hypervisor gave to other guests while this one had work; part of busy) and total.
+func machineJiffies() (busy, steal, total int64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for i, s := range f[1:] {
 		v, _ := strconv.ParseInt(s, 10, 64)
@@ -111,8 +112,19 @@ func machineJiffies() (busy, total int64) {
 		if i != 3 && i != 4 {
 			busy += v
 		}
+		if i == 7 {
+			steal = v
+		}
 	}
-	return busy, total
+	return busy, steal, total
+}
+
+// stealCores is the cores the hypervisor took between two readings of machineJiffies.
+func stealCores(steal0, total0, steal1, total1 int64, cpus int) float64 {
+	if total1 <= total0 {
+		return 0
+	}
+	return float64(steal1-steal0) / float64(total1-total0) * float64(cpus)
 }
 
 // openTimes are the times of the server log's "stream open" lines (the server's JSON log),

@@ -67,7 +67,7 @@ func TestProcessCPU(t *testing.T) {
 	if got := processCPU(os.Getpid()); got < 10*time.Millisecond {
 		t.Fatalf("processCPU = %v after 20 ms of spinning", got)
 	}
-	if busy, total := machineJiffies(); busy <= 0 || total < busy {
+	if busy, steal, total := machineJiffies(); busy <= 0 || total < busy || steal < 0 || steal > busy {
 		t.Fatalf("machine jiffies busy %d of %d", busy, total)
 	}
 }

@@ -275,7 +275,7 @@ func brief(r Run) string {
 			res.Latency.P99, res.Servers[0].CPUUsPerDelivery, res.Servers[1].CPUUsPerDelivery,
 			res.Delivery.Achieved, res.Delivery.Nominal, res.Delivery.Lost)
 	}
-	s += fmt.Sprintf(`, other %.2f cores`, max(res.MachineBusy.OtherIdle, res.MachineBusy.OtherLoad))
+	s += fmt.Sprintf(`, other %.2f cores (steal %.2f)`, max(res.MachineBusy.OtherIdle, res.MachineBusy.OtherLoad), res.StealCores)
 	if c := res.ConnectCPU; c.Seconds > 0 {
 		s += fmt.Sprintf("; connect CPU µs/connect server %.0f, Redis %.0f, loadcmp %.0f (busy %.2f, other %.2f cores)",
 			c.Server, c.Redis, c.Harness, c.BusyCores, c.OtherCores)

@@ -163,6 +163,7 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 	defer errLog.Close()
 	lc.Stderr = errLog
 	lc.SysProcAttr = procAttr()
+	_, steal0, total0 := machineJiffies()
 	if err := lc.Start(); err != nil {
 		return Result{}, fmt.Errorf("loadcmp: %w", err)
 	}
@@ -170,6 +171,7 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 	stopSampling := make(chan struct{})
 	sampled := sampleConnect(serverLog, []int{srv.cmd.Process.Pid, rds.cmd.Process.Pid, lc.Process.Pid}, stopSampling)
 	runErr := lc.Wait()
+	_, steal1, total1 := machineJiffies()
 	close(stopSampling)
 	samples := <-sampled
 	_ = os.WriteFile(filepath.Join(dir, "loadcmp.out"), stdout.Bytes(), 0o644)
@@ -180,6 +182,7 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 	if err != nil {
 		return Result{}, err
 	}
+	res.StealCores = stealCores(steal0, total0, steal1, total1, runtime.NumCPU())
 	if opens, err := openTimes(serverLog); err == nil {
 		p50 := time.Duration(res.Connect.P50ms * float64(time.Millisecond))
 		res.ConnectCPU = connectCPU(samples, opens, p50, res.Connect.OK, runtime.NumCPU())

@@ -49,6 +49,9 @@ type Result struct {
 	} `json:"machine_busy"`
 	// ConnectCPU is loadbench's own: loadcmp does not measure the connect phase's CPU.
 	ConnectCPU ConnectCPU `json:"-"`
+	// StealCores is loadbench's own too: the cores the hypervisor gave to other guests over
+	// the whole run (/proc/stat's steal). loadcmp counts it as busy, so it is part of "other".
+	StealCores float64 `json:"-"`
 }
 
 // noisyCores is loadcmp's own threshold: CPU charged to neither the servers nor the harness
@@ -79,6 +82,11 @@ func (r Result) Problems() []string {
 	var p []string
 	if o := max(r.MachineBusy.OtherIdle, r.MachineBusy.OtherLoad); o > noisyCores {
 		p = append(p, fmt.Sprintf(`"other" %.2f cores`, o))
+	}
+	if r.StealCores > noisyCores {
+		// Not another program here: a busy host. No figure of such a run is comparable with
+		// one on a quiet host, latency least of all.
+		p = append(p, fmt.Sprintf("steal %.2f cores (the hypervisor ran other guests)", r.StealCores))
 	}
 	if r.Connect.Failed > 0 {
 		p = append(p, fmt.Sprintf("%d streams did not connect", r.Connect.Failed))

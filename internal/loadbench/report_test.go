@@ -131,3 +131,25 @@ func TestParseBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestProblemsNamesSteal: a run on a host whose hypervisor took CPU is not clean, and says
+// why, apart from "other".
+func TestProblemsNamesSteal(t *testing.T) {
+	t.Parallel()
+	var r Result
+	r.Servers = make([]struct {
+		Name             string  `json:"name"`
+		IdleKiBPerStream float64 `json:"idle_kib_per_stream"`
+		CPUUsPerDelivery float64 `json:"cpu_us_per_delivery"`
+	}, 2)
+	if p := r.Problems(); len(p) != 0 {
+		t.Fatalf("a quiet run: %q", p)
+	}
+	r.StealCores = 0.47
+	if p := r.Problems(); len(p) != 1 || !strings.Contains(p[0], "steal 0.47 cores") {
+		t.Fatalf("Problems() = %q", p)
+	}
+	if got := stealCores(100, 1000, 150, 1200, 2); got != 0.5 {
+		t.Fatalf("stealCores = %v, want 0.5 (50 of 200 jiffies of 2 CPUs)", got)
+	}
+}
