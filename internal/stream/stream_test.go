@@ -10,6 +10,7 @@ import (
 	"github.com/machinedash/sse/internal/channel"
 	"github.com/machinedash/sse/internal/config"
 	"github.com/machinedash/sse/internal/purpose"
+	"github.com/machinedash/sse/internal/ssetest"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -203,5 +204,35 @@ func TestRejectPolicyTooManyRequestsBody(t *testing.T) {
 	resp = e.get("/sse/alerts?ticket=" + url.QueryEscape(e.ticket("1", purpose.Any)))
 	if got := body(t, resp); resp.StatusCode != 429 || !strings.Contains(got, `"message":"Alerts stream connection limit exceeded"`) {
 		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+}
+
+// TestFlushIntervalThroughTheService: STREAM_FLUSH_INTERVAL reaches the
+// streams (config -> app -> Timing). After the first events, the next
+// updates wait for the interval's end, then arrive all, in order.
+func TestFlushIntervalThroughTheService(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.StreamFlushInterval = time.Minute })
+	e.own("1", "C01", "C02")
+	c := e.open("/sse/stream?includeStatus=false&deviceIds=C01,C02&ticket=" + url.QueryEscape(e.ticket("1", purpose.Data)))
+	c.expect("system", "")
+	ch := e.keys.Channel(channel.Realtime)
+	e.publish(ch, `{"deviceId":"C01","data":1}`) // the first after a quiet spell: at once
+	c.expect("realtime-update", "C01")
+	e.publish(ch, `{"deviceId":"C02","data":2}`)
+	e.waitTimers(3) // heartbeat, rotation and the held events' timer
+	e.publish(ch, `{"deviceId":"C01","data":3}`)
+	// Queued (held: it wakes nothing) before the interval ends.
+	for deadline := time.Now().Add(ssetest.Wait); e.app.Hub.Stats().Deliveries < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries queued, want 3", e.app.Hub.Stats().Deliveries)
+		}
+	}
+	e.clock.Advance(time.Minute)
+	if ev := c.expect("realtime-update", "C02"); !strings.Contains(ev.Data, `"data":2`) {
+		t.Fatalf("held first: %s", ev.Data)
+	}
+	if ev := c.expect("realtime-update", "C01"); !strings.Contains(ev.Data, `"data":3`) {
+		t.Fatalf("held second: %s", ev.Data)
 	}
 }
