@@ -149,12 +149,13 @@ func (s *session) start(r *http.Request, adm registry.Admission, devices []strin
 
 // loop is the stream. It waits on one channel, the subscription's Ready:
 // messages, every reason to stop (the client left, draining, the
-// subscription's end) and its own timers (heartbeat, rotation, throttle)
-// all signal it. The timers are AfterFuncs that set a flag and wake the
-// loop, not channels in a select: a select over timer channels locks every
-// case and puts both timers in and out of the runtime's timer heap at
-// every wake-up, once per delivery (docs/benchmarks.md, "the stream's hot
-// path"). It returns why the stream ended.
+// subscription's end) and its own timers (heartbeat, rotation, throttle,
+// the end of a flush interval) all signal it. The timers are AfterFuncs
+// that set a flag and wake the loop, not channels in a select: a select
+// over timer channels locks every case and puts both timers in and out of
+// the runtime's timer heap at every wake-up, once per delivery
+// (docs/benchmarks.md, "the stream's hot path"). It returns why the
+// stream ended.
 func (s *session) loop(ctx context.Context) string {
 	h := s.h
 	clk := h.d.Clock
