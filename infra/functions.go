@@ -123,6 +123,11 @@ func (s *stack) environment(name string, spec fnSpec) (map[string]*string, []aws
 		}
 		if name == "stream" {
 			env[EnvHeartbeatInterval] = jsii.String(s.props.HeartbeatInterval.String())
+			// Only when on, so a stack with it off keeps its template
+			// (and the function its configuration) unchanged.
+			if s.props.StreamFlushInterval > 0 {
+				env[EnvStreamFlushInterval] = jsii.String(s.props.StreamFlushInterval.String())
+			}
 		}
 	case "ticket":
 		secret(EnvStreamTicketSecretArn, s.streamTicketSecret)

@@ -94,10 +94,11 @@ var (
 		"connectionLimitPolicy":     "reject",
 		"maxStreamsPerIp":           "3",
 		"heartbeatInterval":         "20s",
+		"streamFlushInterval":       "20ms", // an explicit value in the classic mode
 		"alarmEmail":                "ops@example.org",
 	}}
 	// managed runs the stream function on Lambda Managed Instances, every
-	// compute setting given.
+	// compute setting given (the flush interval explicitly off).
 	managed = &variant{name: "managed", context: map[string]any{
 		"streamCompute":        "managed-instances",
 		"instanceTypes":        "m7g.large, c7g.xlarge",
@@ -105,6 +106,7 @@ var (
 		"streamMaxConcurrency": 400.0,
 		"memoryPerVCpu":        "4",
 		"streamMemoryMb":       "4096",
+		"streamFlushInterval":  "0s",
 	}}
 	// managedExisting is managed instances in an existing VPC, with the
 	// defaults of the compute settings.

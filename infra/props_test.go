@@ -41,6 +41,12 @@ func TestPropsFromContext(t *testing.T) {
 		}}},
 		{"one existing key is enough to select the variant", map[string]any{"redisEndpoint": "r:6379"},
 			Props{Existing: &Existing{RedisEndpoint: "r:6379"}}},
+		{"flush interval", map[string]any{"streamFlushInterval": " 2ms "}, Props{StreamFlushInterval: 2 * time.Millisecond}},
+		// An explicit 0 is not "unset": it turns the flushing off where the
+		// default would be on.
+		{"flush interval off", map[string]any{"streamFlushInterval": "0s"}, Props{StreamFlushInterval: StreamFlushOff}},
+		{"flush interval bare 0", map[string]any{"streamFlushInterval": "0"}, Props{StreamFlushInterval: StreamFlushOff}},
+		{"flush interval empty is unset", map[string]any{"streamFlushInterval": ""}, Props{}},
 	}
 	for _, c := range cases {
 		got, err := PropsFromContext(func(k string) any { return c.ctx[k] })
@@ -60,6 +66,49 @@ func TestPropsFromContext(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad %s: error %v", want, err)
 		}
+	}
+
+	// A negative interval is refused, not taken for StreamFlushOff (-1ns).
+	for _, v := range []any{"-1ns", "-5ms", "soon", 5.0} {
+		_, err := PropsFromContext(func(k string) any { return map[string]any{"streamFlushInterval": v}[k] })
+		if err == nil || !strings.Contains(err.Error(), "streamFlushInterval") {
+			t.Errorf("streamFlushInterval %v: error %v", v, err)
+		}
+	}
+}
+
+// TestStreamFlushIntervalDefault: on managed instances, where CPU is the
+// bill, the flush interval defaults to 5ms; in the classic mode it stays
+// off. An explicit value wins in both, StreamFlushOff included.
+func TestStreamFlushIntervalDefault(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		p    Props
+		want time.Duration
+	}{
+		{"classic", Props{}, 0},
+		{"classic explicit", Props{StreamFlushInterval: 20 * time.Millisecond}, 20 * time.Millisecond},
+		{"classic off", Props{StreamFlushInterval: StreamFlushOff}, StreamFlushOff},
+		{"managed", Props{StreamCompute: ComputeManagedInstances}, DefaultManagedStreamFlushInterval},
+		{"managed explicit", Props{StreamCompute: ComputeManagedInstances, StreamFlushInterval: time.Second}, time.Second},
+		{"managed off", Props{StreamCompute: ComputeManagedInstances, StreamFlushInterval: StreamFlushOff}, StreamFlushOff},
+	} {
+		got := c.p.withDefaults()
+		if got.StreamFlushInterval != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got.StreamFlushInterval, c.want)
+		}
+		// Defaults are a fixed point: applying them twice changes nothing.
+		if again := got.withDefaults().StreamFlushInterval; again != c.want {
+			t.Errorf("%s: %v after withDefaults twice, want %v", c.name, again, c.want)
+		}
+		got.AssetRoot = assetRoot
+		if err := got.Validate(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	if DefaultManagedStreamFlushInterval.String() != "5ms" {
+		t.Errorf("DefaultManagedStreamFlushInterval = %v, the README says 5ms", DefaultManagedStreamFlushInterval)
 	}
 }
 
@@ -95,6 +144,8 @@ func TestValidate(t *testing.T) {
 			p.StreamMemoryMB, p.StreamReservedConcurrency, p.LogRetentionDays, p.MaxStreamsPerIP = 64, -1, 10, -2
 		}, []string{"streamMemoryMb", "streamReservedConcurrency", "logRetentionDays", "maxStreamsPerIp"}},
 		{"heartbeat too slow for CloudFront", func(p *Props) { p.HeartbeatInterval = 45 * time.Second }, []string{"heartbeatInterval"}},
+		{"flush interval above 1s", func(p *Props) { p.StreamFlushInterval = 1500 * time.Millisecond }, []string{"streamFlushInterval: 1.5s must be between 0s (off) and 1s"}},
+		{"negative flush interval", func(p *Props) { p.StreamFlushInterval = -5 * time.Millisecond }, []string{"streamFlushInterval: -5ms"}},
 		{"enums", func(p *Props) { p.LogLevel, p.ConnectionLimitPolicy = "trace", "oldest" }, []string{"logLevel", "connectionLimitPolicy"}},
 		{"access token twice", func(p *Props) {
 			p.AccessTokenSecretArn, p.AccessTokenPublicKey = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x", "key"
@@ -142,7 +193,7 @@ func TestReadmeDocumentsConfiguration(t *testing.T) {
 	names := append([]string(nil), ContextKeys...)
 	names = append(names, EnvRedisURL, EnvRedisAuthSecretArn, EnvAccessTokenSecretArn, EnvAccessTokenPublicKey,
 		EnvAccessTokenUserClaim, EnvStreamTicketSecretArn, EnvOriginVerifySecretArn, EnvTrustedClientIPHeader,
-		EnvCORSAllowedOrigins, EnvHeartbeatInterval, EnvLogLevel, EnvConnectionLimitPolicy, EnvMaxStreamsPerIP)
+		EnvCORSAllowedOrigins, EnvHeartbeatInterval, EnvStreamFlushInterval, EnvLogLevel, EnvConnectionLimitPolicy, EnvMaxStreamsPerIP)
 	for _, n := range names {
 		if !strings.Contains(readme, "`"+n+"`") {
 			t.Errorf("README.md does not mention `%s`", n)

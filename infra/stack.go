@@ -28,6 +28,7 @@ const (
 	EnvTrustedClientIPHeader = "TRUSTED_CLIENT_IP_HEADER"
 	EnvCORSAllowedOrigins    = "CORS_ALLOWED_ORIGINS"
 	EnvHeartbeatInterval     = "HEARTBEAT_INTERVAL"
+	EnvStreamFlushInterval   = "STREAM_FLUSH_INTERVAL"
 	EnvLogLevel              = "LOG_LEVEL"
 	EnvConnectionLimitPolicy = "CONNECTION_LIMIT_POLICY"
 	EnvMaxStreamsPerIP       = "MAX_STREAMS_PER_IP"

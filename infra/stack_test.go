@@ -151,7 +151,7 @@ func TestEnvironment(t *testing.T) {
 		}},
 		{existing, map[string][]string{
 			"stream": with(public, EnvCORSAllowedOrigins, EnvStreamTicketSecretArn, EnvHeartbeatInterval,
-				EnvConnectionLimitPolicy, EnvMaxStreamsPerIP),
+				EnvStreamFlushInterval, EnvConnectionLimitPolicy, EnvMaxStreamsPerIP),
 			"ticket": with(public, EnvCORSAllowedOrigins, EnvStreamTicketSecretArn, EnvAccessTokenPublicKey, EnvAccessTokenUserClaim),
 			"status": with(public, EnvCORSAllowedOrigins, EnvStreamTicketSecretArn, EnvConnectionLimitPolicy, EnvMaxStreamsPerIP),
 			"health": with(public, EnvCORSAllowedOrigins),
@@ -195,6 +195,7 @@ func TestEnvironment(t *testing.T) {
 		EnvConnectionLimitPolicy: "reject",
 		EnvMaxStreamsPerIP:       "3",
 		EnvHeartbeatInterval:     "20s",
+		EnvStreamFlushInterval:   "20ms",
 	} {
 		if stream[k] != want {
 			t.Errorf("existing stream %s = %v, want %q", k, stream[k], want)
@@ -206,6 +207,37 @@ func TestEnvironment(t *testing.T) {
 	}
 	if got := dig(demo.get(t).json.function(t, "stream").Properties, "Environment", "Variables", EnvCORSAllowedOrigins); got != "https://dashboard.example.com,http://localhost:5173" {
 		t.Errorf("demo CORS_ALLOWED_ORIGINS = %v", got)
+	}
+}
+
+// TestStreamFlushInterval: STREAM_FLUSH_INTERVAL is on the stream function
+// only, and only when on: 5ms by default on managed instances, absent by
+// default in the classic mode (its template unchanged) and when given as 0s,
+// the given value otherwise.
+func TestStreamFlushInterval(t *testing.T) {
+	for _, c := range []struct {
+		v    *variant
+		want any // nil: no such variable
+	}{
+		{defaults, nil}, {demo, nil}, {edge, nil},
+		{existing, "20ms"},       // classic, given
+		{managed, nil},           // managed instances, given as 0s
+		{managedExisting, "5ms"}, // managed instances, the default
+	} {
+		v := c.v.get(t)
+		stream := v.json.function(t, "stream").id
+		// Every function of the template, not only ours by name.
+		for _, fn := range v.json.byType("AWS::Lambda::Function") {
+			env, _ := dig(fn.Properties, "Environment", "Variables").(map[string]any)
+			got, ok := env[EnvStreamFlushInterval]
+			want := c.want
+			if fn.id != stream {
+				want = nil
+			}
+			if ok != (want != nil) || (ok && got != want) {
+				t.Errorf("%s/%s: %s = %v, want %v", v.name, fn.path(), EnvStreamFlushInterval, got, want)
+			}
+		}
 	}
 }
 
