@@ -127,31 +127,51 @@ func stealCores(steal0, total0, steal1, total1 int64, cpus int) float64 {
 	return float64(steal1-steal0) / float64(total1-total0) * float64(cpus)
 }
 
-// openTimes are the times of the server log's "stream open" lines (the server's JSON log),
-// sorted.
-func openTimes(serverLog string) ([]time.Time, error) {
-	f, err := os.Open(serverLog)
+// serverLog is what a run's server log (the server's JSON log) says of its streams.
+type serverLog struct {
+	Opens []time.Time // the "stream open" lines' times, sorted
+	Ends  int         // "stream end" lines
+	// Coalesced and Dropped sum the "stream end" lines' counts: realtime updates a newer one
+	// replaced in a stream's queue before it was written (the service's per-device coalescing,
+	// which a stall of one device's period triggers even at REALTIME_MIN_INTERVAL=0), and
+	// messages refused after a queue overflowed. Both show up in loadcmp's "lost".
+	Coalesced, Dropped int64
+}
+
+// readServerLog reads path, whatever else it holds.
+func readServerLog(path string) (serverLog, error) {
+	var out serverLog
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer f.Close()
-	var out []time.Time
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if !strings.Contains(string(line), `"stream open"`) {
+		if !strings.Contains(string(line), `"stream `) {
 			continue
 		}
 		var l struct {
-			Time time.Time `json:"time"`
-			Msg  string    `json:"msg"`
+			Time      time.Time `json:"time"`
+			Msg       string    `json:"msg"`
+			Coalesced int64     `json:"coalesced"`
+			Dropped   int64     `json:"dropped"`
 		}
-		if json.Unmarshal(line, &l) == nil && l.Msg == "stream open" {
-			out = append(out, l.Time)
+		if json.Unmarshal(line, &l) != nil {
+			continue
+		}
+		switch l.Msg {
+		case "stream open":
+			out.Opens = append(out.Opens, l.Time)
+		case "stream end":
+			out.Ends++
+			out.Coalesced += l.Coalesced
+			out.Dropped += l.Dropped
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	sort.Slice(out.Opens, func(i, j int) bool { return out.Opens[i].Before(out.Opens[j]) })
 	return out, sc.Err()
 }
 

@@ -39,21 +39,28 @@ func TestConnectCPU(t *testing.T) {
 	}
 }
 
-// TestOpenTimes reads the "stream open" lines of a server log, whatever else it holds.
-func TestOpenTimes(t *testing.T) {
+// TestReadServerLog reads the "stream open" and "stream end" lines of a server log, whatever
+// else it holds.
+func TestReadServerLog(t *testing.T) {
 	t.Parallel()
 	log := filepath.Join(t.TempDir(), "server.log")
 	err := os.WriteFile(log, []byte(`machinedash SSE - local server
 {"time":"2026-12-02T04:13:28.907977284Z","level":"INFO","msg":"stream open","user":"18"}
 {"time":"2026-12-02T04:13:28.800000000Z","level":"INFO","msg":"ticket issued","note":"not \"stream open\""}
 {"time":"2026-12-02T04:13:28.904018537Z","level":"INFO","msg":"stream open","user":"1"}
+{"time":"2026-12-02T04:14:01Z","level":"INFO","msg":"stream end","reason":"client-gone","events":1752,"dropped":0,"coalesced":3}
+{"time":"2026-12-02T04:14:01Z","level":"INFO","msg":"stream end","reason":"overflow","events":12,"dropped":40,"coalesced":2}
+{"time":"2026-12-02T04:14:01Z","level":"INFO","msg":"stream ended early","coalesced":100}
 `), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := openTimes(log)
-	if err != nil || len(got) != 2 || got[0].Nanosecond() != 904018537 || got[1].Nanosecond() != 907977284 {
-		t.Fatalf("%v, %v", got, err)
+	got, err := readServerLog(log)
+	if err != nil || len(got.Opens) != 2 || got.Opens[0].Nanosecond() != 904018537 || got.Opens[1].Nanosecond() != 907977284 {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	if got.Ends != 2 || got.Coalesced != 5 || got.Dropped != 40 {
+		t.Fatalf("ends %d, coalesced %d, dropped %d; want 2, 5, 40", got.Ends, got.Coalesced, got.Dropped)
 	}
 }
 

@@ -274,6 +274,9 @@ func brief(r Run) string {
 		s += fmt.Sprintf(", p99 %.2fms, %.1f µs/delivery (+redis %.1f), %.0f/s of %.0f nominal, lost %d",
 			res.Latency.P99, res.Servers[0].CPUUsPerDelivery, res.Servers[1].CPUUsPerDelivery,
 			res.Delivery.Achieved, res.Delivery.Nominal, res.Delivery.Lost)
+		if res.Coalesced+res.Dropped > 0 {
+			s += fmt.Sprintf(" (the server coalesced %d, dropped %d)", res.Coalesced, res.Dropped)
+		}
 	}
 	s += fmt.Sprintf(`, other %.2f cores (steal %.2f)`, max(res.MachineBusy.OtherIdle, res.MachineBusy.OtherLoad), res.StealCores)
 	if c := res.ConnectCPU; c.Seconds > 0 {

@@ -183,11 +183,25 @@ func runOnce(ctx context.Context, c Config, loadcmp string, b Binary, k Kind, la
 		return Result{}, err
 	}
 	res.StealCores = stealCores(steal0, total0, steal1, total1, runtime.NumCPU())
-	if opens, err := openTimes(serverLog); err == nil {
+	if sl, err := endedLog(ctx, serverLog); err == nil {
 		p50 := time.Duration(res.Connect.P50ms * float64(time.Millisecond))
-		res.ConnectCPU = connectCPU(samples, opens, p50, res.Connect.OK, runtime.NumCPU())
+		res.ConnectCPU = connectCPU(samples, sl.Opens, p50, res.Connect.OK, runtime.NumCPU())
+		res.Coalesced, res.Dropped = sl.Coalesced, sl.Dropped
 	}
 	return res, appendResult(c, b, k, label, stdout.Bytes(), res.ConnectCPU)
+}
+
+// endedLog reads the server's log once every stream it opened has logged its end (loadcmp
+// has closed them; the server sees each close on its own), or after 10 s with what is there.
+func endedLog(ctx context.Context, path string) (serverLog, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sl, err := readServerLog(path)
+		if err != nil || sl.Ends >= len(sl.Opens) || time.Now().After(deadline) || ctx.Err() != nil {
+			return sl, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // appendResult adds the run's loadcmp JSON line, labelled, to Work/results.jsonl.

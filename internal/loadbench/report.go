@@ -52,6 +52,9 @@ type Result struct {
 	// StealCores is loadbench's own too: the cores the hypervisor gave to other guests over
 	// the whole run (/proc/stat's steal). loadcmp counts it as busy, so it is part of "other".
 	StealCores float64 `json:"-"`
+	// Coalesced and Dropped are the server's own counts from its log (serverLog): the part of
+	// Delivery.Lost that the service's queues replaced or refused.
+	Coalesced, Dropped int64 `json:"-"`
 }
 
 // noisyCores is loadcmp's own threshold: CPU charged to neither the servers nor the harness
@@ -137,8 +140,9 @@ func Summary(w io.Writer, runs []Run, binaries []string, kinds []Kind) error {
 				all := med(rs, func(r Result) float64 { return r.Servers[0].CPUUsPerDelivery + r.Servers[1].CPUUsPerDelivery })
 				return fmt.Sprintf("%.1f (%.1f)", svc, all)
 			}, k)
-			row(label+": lost, dup, reordered (max of runs)", func(rs []Result) string {
-				return fmt.Sprintf("%.0f, %.0f, %.0f", maxOf(rs, func(r Result) float64 { return float64(r.Delivery.Lost) }),
+			row(label+": lost (coalesced by the server), dup, reordered (max of runs)", func(rs []Result) string {
+				return fmt.Sprintf("%.0f (%.0f), %.0f, %.0f", maxOf(rs, func(r Result) float64 { return float64(r.Delivery.Lost) }),
+					maxOf(rs, func(r Result) float64 { return float64(r.Coalesced) }),
 					maxOf(rs, func(r Result) float64 { return float64(r.Delivery.Duplicates) }),
 					maxOf(rs, func(r Result) float64 { return float64(r.Delivery.Reordered) }))
 			}, k)
