@@ -40,8 +40,8 @@ const (
 
 	// DefaultManagedStreamFlushInterval is STREAM_FLUSH_INTERVAL on managed
 	// instances: 5 ms halves a busy stream's writes and cuts the CPU per
-	// delivery by about a fifth, for about +2.6 ms median latency (root
-	// README). CPU is what managed instances bill and scale on; the classic
+	// delivery by 11-20 %, for about +3 ms median latency (root README,
+	// docs/benchmarks.md). CPU is what managed instances bill and scale on; the classic
 	// mode is billed by duration, so there the default stays off.
 	DefaultManagedStreamFlushInterval = 5 * time.Millisecond
 	// MaxStreamFlushInterval is the stream function's own ceiling
