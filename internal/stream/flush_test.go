@@ -15,7 +15,7 @@ import (
 // TestFlushIntervalBatchesABurst: with Timing.FlushInterval, the first
 // event after a quiet spell is written at once, the events that follow
 // within the interval wait and go with one write when it ends, and the
-// stream's last write takes along what is still held.
+// stream's last write takes along what is still held or queued.
 func TestFlushIntervalBatchesABurst(t *testing.T) {
 	t.Parallel()
 	const interval = 50 * time.Millisecond
@@ -86,19 +86,71 @@ func TestFlushIntervalBatchesABurst(t *testing.T) {
 		t.Fatalf("%d writes, want 3", writes())
 	}
 
-	// Held when the stream ends: the last write takes it along.
+	// Held when the stream ends, framed or still queued (the hold wakes
+	// nothing): the last write takes both along.
 	publish()
 	if err := clock.BlockUntilContext(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
+	publish()
+	until("the sixth event queued", func() bool { return hub.Stats().Deliveries == 6 })
 	h.Drain()
 	if reason := <-ended; reason != endDraining {
 		t.Fatalf("ended %q, want %q", reason, endDraining)
 	}
-	if got := w.written(); got != 6 { // 5 events and the last system event
-		t.Fatalf("%d events written by the end, want 6", got)
+	if got := w.written(); got != 7 { // 6 events and the last system event
+		t.Fatalf("%d events written by the end, want 7", got)
 	}
 	if writes() != 4 {
 		t.Fatalf("%d writes, want 4 (the held event with the last one)", writes())
+	}
+}
+
+// TestFlushIntervalRotationTakesTheQueue: at the rotation, what the hold
+// left in the queue (it woke nothing) goes with the last event.
+func TestFlushIntervalRotationTakesTheQueue(t *testing.T) {
+	t.Parallel()
+	hub, rdb, ch := spcHub(t)
+	clock := clockwork.NewFakeClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := hub.Subscribe(ctx, "", pubsub.Filter{Devices: []string{"C01"}, Purpose: purpose.Data}, pubsub.QueueLimits{Capacity: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	h := New(Deps{Hub: hub, Clock: clock, Timing: Timing{FlushInterval: 2 * time.Hour, Heartbeat: 3 * time.Hour}})
+	s, w := sinkSession(h, purpose.Data, sub) // rotates in an hour, before the interval ends
+	s.flushedAt = clock.Now()                 // a write just went: the next events wait
+	ended := make(chan string, 1)
+	go func() { ended <- s.loop(ctx) }()
+	if err := clock.BlockUntilContext(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := rdb.Publish(ctx, ch, fmt.Sprintf(`{"deviceId":"C01","data":{"n":%d}}`, i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // framed and held, with its timer
+			if err := clock.BlockUntilContext(ctx, 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for hub.Stats().Deliveries < 2 {
+		if ctx.Err() != nil {
+			t.Fatal("the second event never reached the queue")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := w.written(); got != 0 {
+		t.Fatalf("%d events written before the rotation, want 0 (held)", got)
+	}
+	clock.Advance(time.Hour)
+	if reason := <-ended; reason != endRotate {
+		t.Fatalf("ended %q, want %q", reason, endRotate)
+	}
+	if got := w.written(); got != 3 { // both events and the last system event
+		t.Fatalf("%d events written by the rotation, want 3", got)
 	}
 }

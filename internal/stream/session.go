@@ -184,6 +184,9 @@ func (s *session) loop(ctx context.Context) string {
 			return reason
 		}
 		if rotateDue.Load() {
+			// What is queued goes with the last event: during a flush
+			// interval's hold nothing woke the loop for it.
+			s.collect(clk.Now())
 			return s.finish(endRotate, "reconnect", rotateRetryBase+h.d.Jitter(rotateRetryJitter))
 		}
 		if beatDue.Swap(false) {
@@ -228,6 +231,7 @@ func (s *session) stopped(ctx context.Context) (string, bool) {
 	case ctx.Err() != nil:
 		return endClient, true
 	case h.draining():
+		s.collect(h.d.Clock.Now()) // as at a rotation (loop)
 		return s.finish(endDraining, "unavailable", softRetryBase+h.d.Jitter(softRetryJitter)), true
 	}
 	switch s.sub.End() {
@@ -274,18 +278,7 @@ func (s *session) beat(ctx context.Context) (string, bool) {
 // along, and spent counts them; a buffer past maxKeptBuf goes at once.
 func (s *session) send(now time.Time) (next, hold time.Time, reason string, ok bool) {
 	h := s.h
-	msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
-	for _, m := range msgs {
-		if s.spent() {
-			// The byte budget is for what a stream writes, so a batch
-			// stops at it: the rest is the next stream's (alerts are
-			// replayed from its cursor, data is live only).
-			break
-		}
-		s.deliver(m)
-	}
-	clear(msgs)
-	s.msgs = msgs[:0]
+	next, overflowed := s.collect(now)
 	if overflowed {
 		// The client reads too slowly to get everything: end, and let
 		// its resume replay what it missed.
@@ -304,6 +297,24 @@ func (s *session) send(now time.Time) (next, hold time.Time, reason string, ok b
 		s.flushedAt = now
 	}
 	return next, hold, "", true
+}
+
+// collect frames what the queue lets go at now into the buffer, up to the
+// byte budget; next and overflowed are Drain's.
+func (s *session) collect(now time.Time) (next time.Time, overflowed bool) {
+	msgs, next, overflowed := s.sub.Drain(now, s.msgs[:0])
+	for _, m := range msgs {
+		if s.spent() {
+			// The byte budget is for what a stream writes, so a batch
+			// stops at it: the rest is the next stream's (alerts are
+			// replayed from its cursor, data is live only).
+			break
+		}
+		s.deliver(m)
+	}
+	clear(msgs)
+	s.msgs = msgs[:0]
+	return next, overflowed
 }
 
 // endTime is when the stream rotates: before the invocation deadline (with
