@@ -18,7 +18,8 @@ import (
 func TestServeOnlyItsRoutes(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := redistest.Client(t)
-	env := config.DefaultKeys().WithPrefix(prefix).Env()
+	keys := config.DefaultKeys().WithPrefix(prefix)
+	env := keys.Env()
 	env["REDIS_URL"] = redistest.URL(t)
 	env["STREAM_TICKET_SECRET"] = strings.Repeat("k", 40)
 	env["ACCESS_TOKEN_SECRET"] = "access-token-secret"

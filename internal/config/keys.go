@@ -117,7 +117,7 @@ func (k Keys) WithPrefix(p string) Keys {
 }
 
 // Env returns the settings that make Load produce k, by name.
-func (k Keys) Env() map[string]string {
+func (k *Keys) Env() map[string]string {
 	out := map[string]string{}
 	for i, s := range keyTable {
 		if s.Env != "" {
@@ -132,7 +132,7 @@ func (k Keys) Env() map[string]string {
 
 // Name returns the name of key with its placeholders filled in order (a
 // key without placeholders takes none).
-func (k Keys) Name(key Key, args ...string) string {
+func (k *Keys) Name(key Key, args ...string) string {
 	s := keyTable[key]
 	prefix, pattern := "", k.set[key]
 	if s.Env == "" {
@@ -166,49 +166,49 @@ func (k Keys) Name(key Key, args ...string) string {
 }
 
 // Status returns the status cache key of a device.
-func (k Keys) Status(deviceID string) string { return k.Name(StatusKey, deviceID) }
+func (k *Keys) Status(deviceID string) string { return k.Name(StatusKey, deviceID) }
 
 // AlertHistory returns the alert history list key of a device.
-func (k Keys) AlertHistory(deviceID string) string { return k.Name(AlertHistoryKey, deviceID) }
+func (k *Keys) AlertHistory(deviceID string) string { return k.Name(AlertHistoryKey, deviceID) }
 
 // UserDevices returns the ownership set key of a user.
-func (k Keys) UserDevices(userID string) string { return k.Name(UserDevicesKey, userID) }
+func (k *Keys) UserDevices(userID string) string { return k.Name(UserDevicesKey, userID) }
 
 // UserGeneration is a user's revocation generation: the main app INCRs it
 // to end every stream, ticket and resume cursor of the user at once.
-func (k Keys) UserGeneration(userID string) string { return k.Name(GenerationKey, userID) }
+func (k *Keys) UserGeneration(userID string) string { return k.Name(GenerationKey, userID) }
 
 // MalformedCount is the counter of malformed channel messages dropped,
 // summed over every process (each adds what its own subscription dropped).
-func (k Keys) MalformedCount() string { return k.Name(MalformedKey) }
+func (k *Keys) MalformedCount() string { return k.Name(MalformedKey) }
 
 // Ticket returns the record key of a ticket id.
-func (k Keys) Ticket(id string) string { return k.Name(TicketKey, id) }
+func (k *Keys) Ticket(id string) string { return k.Name(TicketKey, id) }
 
 // TicketRate returns a user's ticket counter key.
-func (k Keys) TicketRate(userID string) string { return k.Name(TicketRateKey, userID) }
+func (k *Keys) TicketRate(userID string) string { return k.Name(TicketRateKey, userID) }
 
 // Lease returns the hash key of a lease id.
-func (k Keys) Lease(id string) string { return k.Name(LeaseKey, id) }
+func (k *Keys) Lease(id string) string { return k.Name(LeaseKey, id) }
 
 // UserLeases returns the set of a user's leases of one purpose.
-func (k Keys) UserLeases(userID string, p purpose.Purpose) string {
+func (k *Keys) UserLeases(userID string, p purpose.Purpose) string {
 	return k.Name(UserLeasesKey, userID, string(p))
 }
 
 // IPLeases returns the set of an IP's leases.
-func (k Keys) IPLeases(ip string) string { return k.Name(IPLeasesKey, ip) }
+func (k *Keys) IPLeases(ip string) string { return k.Name(IPLeasesKey, ip) }
 
 // Control is the channel that carries "evict <leaseID>" and
 // "close <leaseID>" between processes.
-func (k Keys) Control() string { return k.Name(ControlChannel) }
+func (k *Keys) Control() string { return k.Name(ControlChannel) }
 
 // Kinds returns the channel kinds k has names for.
-func (k Keys) Kinds() []*channel.Kind { return append([]*channel.Kind(nil), k.kinds...) }
+func (k *Keys) Kinds() []*channel.Kind { return append([]*channel.Kind(nil), k.kinds...) }
 
 // Channel returns the configured channel name of a kind ("" for a kind k
 // does not have).
-func (k Keys) Channel(c *channel.Kind) string {
+func (k *Keys) Channel(c *channel.Kind) string {
 	for i, x := range k.kinds {
 		if x == c {
 			return k.channels[i]
@@ -219,7 +219,7 @@ func (k Keys) Channel(c *channel.Kind) string {
 
 // Channels maps each configured channel name to its kind: what a hub
 // subscribes to.
-func (k Keys) Channels() map[string]*channel.Kind {
+func (k *Keys) Channels() map[string]*channel.Kind {
 	out := make(map[string]*channel.Kind, len(k.kinds))
 	for i, c := range k.kinds {
 		out[k.channels[i]] = c

@@ -45,7 +45,8 @@ func TestKeyNamesAreTheContract(t *testing.T) {
 		}
 	}
 	// The ticket package's own default is the table's.
-	if got := DefaultKeys().Ticket(""); got != ticket.DefaultKeyPrefix {
+	def := DefaultKeys()
+	if got := def.Ticket(""); got != ticket.DefaultKeyPrefix {
 		t.Errorf("ticket key prefix %q, ticket.DefaultKeyPrefix %q", got, ticket.DefaultKeyPrefix)
 	}
 }

@@ -21,7 +21,8 @@ func TestNewChannelKindIsOneRow(t *testing.T) {
 	energy := &channel.Kind{Name: "energy", Env: "REDIS_CHANNEL_ENERGY", Default: "mqtt:energy:processed", Event: "energy-update", Purpose: purpose.Data}
 	e := newEnv(t, func(c *config.Config) {
 		// The harness's keys carry the test's prefix; the new table keeps it.
-		prefix := strings.TrimSuffix(c.Keys.Control(), config.DefaultKeys().Control())
+		def := config.DefaultKeys()
+		prefix := strings.TrimSuffix(c.Keys.Control(), def.Control())
 		c.Keys = config.KeysOf(append(channel.Kinds(), energy)).WithPrefix(prefix)
 	})
 	fixture, err := os.ReadFile("testdata/energy.json")
