@@ -6,6 +6,13 @@ FUNCTIONS   := stream ticket status health simulator
 # (320 KiB), which no function speaks: the Runtime API and Secrets Manager
 # answer HTTP/1.1. The local server is built without them.
 GOFLAGS_FN  := -tags lambda.norpc,nethttpomithttp2 -trimpath -ldflags='-s -w'
+# Their target, read by internal/lambdatest too (BuildTarget: the bootstrap
+# size benchmark). GOARM64=v8.1: the atomics as Armv8.1's LSE instructions,
+# not each behind a CPU check with a fallback (45 KiB of the stream
+# bootstrap's code). Every arm64 Lambda runs on AWS Graviton, Graviton2
+# (Armv8.2-A) or later, which has them; on a CPU without them the runtime
+# refuses to start.
+GOENV_FN    := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 GOARM64=v8.1
 # Every test binary gets a deadline sized to the suite, so a test that hangs
 # fails in minutes, not at go test's 10-minute default: the slowest package
 # (internal/devserver, headless Chromium) takes 65-80 s on a loaded 2-core
@@ -29,12 +36,8 @@ help: ## list the targets
 
 build: $(FUNCTIONS:%=bin/%/bootstrap) ## bin/<fn>/bootstrap for linux/arm64 (the Lambda binaries)
 
-# GOARM64=v8.1: the atomics as Armv8.1's LSE instructions, not each behind a
-# CPU check with a fallback (45 KiB of the stream bootstrap's code). Every
-# arm64 Lambda runs on AWS Graviton, Graviton2 (Armv8.2-A) or later, which
-# has them; on a CPU without them the runtime refuses to start.
 bin/%/bootstrap: FORCE
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 GOARM64=v8.1 go build $(GOFLAGS_FN) -o $@ ./functions/$*
+	$(GOENV_FN) go build $(GOFLAGS_FN) -o $@ ./functions/$*
 
 test: test-go test-js test-infra ## every test: Go with -race, the browser client with node --test, then the CDK tests in infra/ (without -race)
 

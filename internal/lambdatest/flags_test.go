@@ -26,6 +26,17 @@ func TestBuildFlags(t *testing.T) {
 	}
 }
 
+// TestTargetEnv: the Makefile's GOENV_FN is the Lambda target, as environment entries.
+func TestTargetEnv(t *testing.T) {
+	t.Parallel()
+	env := TargetEnv(t)
+	for _, want := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "GOARM64=v8.1"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("TargetEnv = %q: %s missing", env, want)
+		}
+	}
+}
+
 func TestSplitWords(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string][]string{

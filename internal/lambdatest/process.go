@@ -23,19 +23,32 @@ import (
 // build tags select it, and -trimpath changes cache keys).
 func BuildFlags(t testing.TB) []string {
 	t.Helper()
+	return makeVar(t, "GOFLAGS_FN")
+}
+
+// TargetEnv returns the production build's environment: the Makefile's GOENV_FN
+// (linux/arm64 and its CPU level, no cgo).
+func TargetEnv(t testing.TB) []string {
+	t.Helper()
+	return makeVar(t, "GOENV_FN")
+}
+
+// makeVar returns the words of the Makefile's `name := ...` line.
+func makeVar(t testing.TB, name string) []string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "Makefile"))
 	if err != nil {
 		t.Fatalf("lambdatest: %v", err)
 	}
-	m := regexp.MustCompile(`(?m)^GOFLAGS_FN\s*:=\s*(.*)$`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^` + name + `\s*:=\s*(.*)$`).FindSubmatch(b)
 	if m == nil {
-		t.Fatal("lambdatest: no GOFLAGS_FN := line in the Makefile")
+		t.Fatalf("lambdatest: no %s := line in the Makefile", name)
 	}
-	flags, err := splitWords(strings.TrimSpace(string(m[1])))
+	words, err := splitWords(strings.TrimSpace(string(m[1])))
 	if err != nil {
-		t.Fatalf("lambdatest: Makefile GOFLAGS_FN: %v", err)
+		t.Fatalf("lambdatest: Makefile %s: %v", name, err)
 	}
-	return flags
+	return words
 }
 
 // splitWords splits a shell command line as sh would, for the quoting that GOFLAGS_FN uses:
@@ -77,9 +90,22 @@ func splitWords(s string) ([]string, error) {
 // Build compiles the function in package directory pkg ("." for the test's
 // own package) for the host, with CGO_ENABLED=0 and BuildFlags, into
 // t.TempDir(), and returns the binary's path. Even from a warm cache a
-// build takes a second or two: build once per package, in a top-level test
-// whose subtests run the binary.
+// Build builds pkg with the production flags for this machine, so that a test
+// can run it. It takes a second or two: build once per package, in a
+// top-level test whose subtests run the binary.
 func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	return build(t, pkg, "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+}
+
+// BuildTarget builds pkg as `make build` does, for Lambda (TargetEnv), to be
+// measured, not run. A cold build for another architecture takes minutes.
+func BuildTarget(t testing.TB, pkg string) string {
+	t.Helper()
+	return build(t, pkg, TargetEnv(t)...)
+}
+
+func build(t testing.TB, pkg string, env ...string) string {
 	t.Helper()
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
@@ -88,7 +114,7 @@ func Build(t testing.TB, pkg string) string {
 	out := filepath.Join(t.TempDir(), "bootstrap")
 	args := append(append([]string{"build"}, BuildFlags(t)...), "-o", out, pkg)
 	cmd := exec.Command(gocmd, args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+	cmd.Env = append(os.Environ(), env...)
 	start := time.Now()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("lambdatest: go %s: %v\n%s", strings.Join(args, " "), err, b)
