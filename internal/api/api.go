@@ -110,20 +110,23 @@ func parsePurpose(raw json.RawMessage) (purpose.Purpose, error) {
 
 // Status serves GET /sse/status?ticket=: the ticket's user, purpose and
 // the user's open streams, read from the registry (every invocation's).
-func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Time, log *slog.Logger) http.Handler {
+// Each 4xx leaves one "status refused" line (web.Refusal), with the client
+// IP read as trustedIP says.
+func Status(tickets *ticket.Service, reg *registry.Registry, now func() time.Time, log *slog.Logger, trustedIP string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !web.Method(w, r, http.MethodGet) {
 			return
 		}
+		f := &web.Refusal{W: w, R: r, Logger: log, What: "status", IP: web.ClientIP(r, trustedIP)}
 		raw := r.URL.Query().Get("ticket")
 		if raw == "" {
-			web.Fail(w, r, log, ticket.ErrMissing)
+			f.Deny("no ticket", ticket.ErrMissing)
 			return
 		}
 		c, err := tickets.Verify(r.Context(), raw)
 		if err != nil {
 			// Invalid, expired and revoked are 401; Redis failing is 503.
-			web.Fail(w, r, log, web.Unavailable(err))
+			f.Refuse("invalid ticket", web.Unavailable(err))
 			return
 		}
 		t := now()

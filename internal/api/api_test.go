@@ -133,10 +133,22 @@ func TestStatusEndpoint(t *testing.T) {
 		a.ConnectedAt != "2026-01-27T12:00:00.000Z" || a.Uptime != 7 || a.ID == "" {
 		t.Fatalf("%+v", a)
 	}
-	for _, tc := range []string{"", "?ticket=bad"} {
-		resp := e.Get("/sse/status" + tc)
+	refused := []struct{ query, reason string }{{"", "no ticket"}, {"?ticket=bad", "invalid ticket"}}
+	for _, tc := range refused {
+		resp := e.Get("/sse/status" + tc.query)
 		if got := ssetest.Body(t, resp); resp.StatusCode != 401 || !strings.Contains(got, `"statusCode":401`) {
-			t.Errorf("%q: %d %s", tc, resp.StatusCode, got)
+			t.Errorf("%q: %d %s", tc.query, resp.StatusCode, got)
+		}
+	}
+	// Each refusal leaves one "status refused" line at info, as the
+	// ticket endpoint's do.
+	lines := e.Logs.Lines("status refused")
+	if len(lines) != len(refused) {
+		t.Fatalf("%d refusal lines for %d refusals:\n%s", len(lines), len(refused), e.Logs.String())
+	}
+	for i, m := range lines {
+		if m["level"] != "INFO" || m["status"] != 401.0 || m["reason"] != refused[i].reason || m["ip"] == "" {
+			t.Errorf("line %d: %v, want 401 %q", i, m, refused[i].reason)
 		}
 	}
 }

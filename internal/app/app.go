@@ -345,7 +345,7 @@ func CloseRoute(a *App) (string, http.Handler) {
 
 func StatusRoute(a *App) (string, http.Handler) {
 	return "/sse/status", ofStreams(a, func(*stream.Handler) http.Handler {
-		return api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log)
+		return api.Status(a.Tickets, a.Registry, a.Clock.Now, a.Log, a.Config.TrustedClientIPHeader)
 	})
 }
 

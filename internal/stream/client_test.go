@@ -173,20 +173,33 @@ func TestCloseEndpointEndsOnlyTheNamedStream(t *testing.T) {
 	b := e.open("/sse/alerts?ticket=" + url.QueryEscape(theirs))
 	theirID := b.expect("system", "").ID
 
-	for _, tc := range []struct {
+	refused := []struct {
 		name, ticket, id string
 		want             int
+		reason, user     string // of its "close refused" line
 	}{
-		{"no ticket", "", myID, 401},
-		{"not a ticket", "x.y.z", myID, 401},
-		{"not an id", mine, "hello", 400},
-		{"forged id", mine, "AAAAAAAAAAAAAAAAAAAAAA" + myID[22:], 404},
-		{"another user's stream", mine, theirID, 404},
-		{"my stream, another user's ticket", theirs, myID, 404},
-		{"another ticket of mine", e.ticket("1", purpose.Alerts), myID, 404},
-	} {
+		{"no ticket", "", myID, 401, "no ticket", ""},
+		{"not a ticket", "x.y.z", myID, 401, "invalid ticket", ""},
+		{"not an id", mine, "hello", 400, "body not a stream id", "1"},
+		{"forged id", mine, "AAAAAAAAAAAAAAAAAAAAAA" + myID[22:], 404, "no such live stream", "1"},
+		{"another user's stream", mine, theirID, 404, "no such live stream", "1"},
+		{"my stream, another user's ticket", theirs, myID, 404, "no such live stream", "2"},
+		{"another ticket of mine", e.ticket("1", purpose.Alerts), myID, 404, "no such live stream", "1"},
+	}
+	for _, tc := range refused {
 		if got := e.closeStream(tc.ticket, tc.id); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// Each refusal leaves one line at info, as a refused connect does.
+	lines := e.logLines("close refused")
+	if len(lines) != len(refused) {
+		t.Fatalf("%d refusal lines for %d refusals:\n%s", len(lines), len(refused), e.logs.String())
+	}
+	for i, m := range lines {
+		tc := refused[i]
+		if user, _ := m["user"].(string); m["level"] != "INFO" || m["status"] != float64(tc.want) || m["reason"] != tc.reason || m["ip"] != "127.0.0.1" || user != tc.user {
+			t.Errorf("%s: line %v, want %d %q user %q", tc.name, m, tc.want, tc.reason, tc.user)
 		}
 	}
 	if resp := e.get("/sse/close"); resp.StatusCode != 405 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/machinedash/sse/internal/registry"
 	"github.com/machinedash/sse/internal/ticket"
 	"github.com/machinedash/sse/internal/web"
 )
@@ -20,26 +21,29 @@ import (
 // the stream's own user and ticket (expired or not, as for a resume) may
 // close it; a revoked ticket (its record or the user's generation) is 401,
 // as at connect; a forged, foreign or ended id is refused with one answer and
-// ends nothing. The cursor stays resumable for the resume window.
+// ends nothing. The cursor stays resumable for the resume window. Each 4xx
+// leaves one "close refused" line (web.Refusal).
 func (h *Handler) Close() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !web.Method(w, r, http.MethodPost) {
 			return
 		}
+		f := &web.Refusal{W: w, R: r, Logger: h.d.Log, What: "close", IP: web.ClientIP(r, h.d.TrustedIP)}
 		raw := r.URL.Query().Get("ticket")
 		if raw == "" {
-			web.Fail(w, r, h.d.Log, ticket.ErrMissing)
+			f.Deny("no ticket", ticket.ErrMissing)
 			return
 		}
 		claims, err := h.d.Tickets.Parse(raw)
 		if err != nil && !errors.Is(err, ticket.ErrExpired) {
-			web.Fail(w, r, h.d.Log, err)
+			f.Deny("invalid ticket", err)
 			return
 		}
+		f.User = claims.UserID
 		body, err := web.ReadBody(w, r, 256)
 		cur, ok := parseCursor(strings.TrimSpace(string(body)))
 		if err != nil || !ok {
-			web.Fail(w, r, h.d.Log, web.WithMessage(web.ErrBadRequest, "The body must be the stream's last event id"))
+			f.Deny("body not a stream id", web.WithMessage(web.ErrBadRequest, "The body must be the stream's last event id"))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.d.Timing.ConnectTimeout)
@@ -47,7 +51,11 @@ func (h *Handler) Close() http.Handler {
 		err = h.d.Registry.Close(ctx, cur.Lease, claims.UserID, h.d.Tickets.Key(claims.ID), claims.ID, claims.Generation)
 		if err != nil {
 			// Revoked is 401 and a foreign or ended id 404; Redis failing is 503.
-			web.Fail(w, r, h.d.Log, web.Unavailable(fmt.Errorf("stream close: %w", err)))
+			reason := "no such live stream"
+			if errors.Is(err, registry.ErrRevoked) {
+				reason = "revoked ticket"
+			}
+			f.Refuse(reason, web.Unavailable(fmt.Errorf("stream close: %w", err)))
 			return
 		}
 		h.d.Log.InfoContext(ctx, "stream close requested", slog.String("user", claims.UserID))

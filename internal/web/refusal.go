@@ -36,3 +36,14 @@ func (f *Refusal) Deny(reason string, err error) {
 	f.Note(slog.LevelInfo, Status(err), reason)
 	Fail(f.W, f.R, f.Logger, err)
 }
+
+// Refuse answers err where it may be the client's trouble or the
+// service's: a 4xx as Deny does, a 5xx through Fail alone, which logs it
+// as the error it is ("request failed").
+func (f *Refusal) Refuse(reason string, err error) {
+	if Status(err) >= 500 {
+		Fail(f.W, f.R, f.Logger, err)
+		return
+	}
+	f.Deny(reason, err)
+}
