@@ -6,12 +6,12 @@ FUNCTIONS   := stream ticket status health simulator
 # (320 KiB), which no function speaks: the Runtime API and Secrets Manager
 # answer HTTP/1.1. The local server is built without them.
 GOFLAGS_FN  := -tags lambda.norpc,nethttpomithttp2 -trimpath -ldflags='-s -w'
-# Their target, read by internal/lambdatest too (BuildTarget: the bootstrap
-# size benchmark). GOARM64=v8.1: the atomics as Armv8.1's LSE instructions,
-# not each behind a CPU check with a fallback (45 KiB of the stream
-# bootstrap's code). Every arm64 Lambda runs on AWS Graviton, Graviton2
-# (Armv8.2-A) or later, which has them; on a CPU without them the runtime
-# refuses to start.
+# The Lambda binaries' target, read by internal/lambdatest too (BuildTarget:
+# the bootstrap size benchmark). GOARM64=v8.1: the atomics as Armv8.1's LSE
+# instructions, not each behind a CPU check with a fallback (45 KiB of the
+# stream bootstrap's code). Every arm64 Lambda runs on AWS Graviton,
+# Graviton2 (Armv8.2-A) or later, which has them; on a CPU without them the
+# runtime refuses to start.
 GOENV_FN    := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 GOARM64=v8.1
 # Every test binary gets a deadline sized to the suite, so a test that hangs
 # fails in minutes, not at go test's 10-minute default: the slowest package

@@ -90,16 +90,16 @@ func splitWords(s string) ([]string, error) {
 // Build compiles the function in package directory pkg ("." for the test's
 // own package) for the host, with CGO_ENABLED=0 and BuildFlags, into
 // t.TempDir(), and returns the binary's path. Even from a warm cache a
-// Build builds pkg with the production flags for this machine, so that a test
-// can run it. It takes a second or two: build once per package, in a
-// top-level test whose subtests run the binary.
+// build takes a second or two: build once per package, in a top-level test
+// whose subtests run the binary.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	return build(t, pkg, "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 }
 
-// BuildTarget builds pkg as `make build` does, for Lambda (TargetEnv), to be
-// measured, not run. A cold build for another architecture takes minutes.
+// BuildTarget compiles pkg as `make build` does, for Lambda (TargetEnv and
+// BuildFlags), to be measured, not run. A cold build for another
+// architecture takes minutes.
 func BuildTarget(t testing.TB, pkg string) string {
 	t.Helper()
 	return build(t, pkg, TargetEnv(t)...)

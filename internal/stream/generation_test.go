@@ -88,6 +88,15 @@ func TestRevokedGenerationCannotCloseItsStreams(t *testing.T) {
 	if got := e.closeStream(deleted, id); got != 401 {
 		t.Fatalf("close with a deleted ticket: %d, want 401", got)
 	}
+	lines := e.logLines("close refused")
+	if len(lines) != 2 {
+		t.Fatalf("%d refusal lines for 2 refused closes:\n%s", len(lines), e.logs.String())
+	}
+	for _, m := range lines {
+		if m["status"] != 401.0 || m["reason"] != "revoked ticket" || m["user"] != "1" {
+			t.Errorf("refusal line %v, want 401 revoked ticket of user 1", m)
+		}
+	}
 	counts, _, err := e.app.Registry.List(t.Context(), "1", e.clock.Now())
 	if err != nil || counts.Alerts != 1 {
 		t.Fatalf("the refused close freed the lease: %+v %v", counts, err)
